@@ -1,0 +1,5 @@
+"""Allow ``python -m maskmtl_cli``."""
+
+from maskmtl_cli.cli import app
+
+app(prog_name="maskmtl")

@@ -1,0 +1,1 @@
+"""Files that ship with maskmtl: mask templates, sample photos, the pretrained model."""

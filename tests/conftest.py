@@ -1,0 +1,29 @@
+"""Shared test fixtures: paths to shipped fixtures and the optional ../shared data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+TESTS_DIR = Path(__file__).parent
+REPO_ROOT = TESTS_DIR.parent
+SHARED_DATA = Path(os.environ.get("MASKMTL_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def astronaut_path() -> Path:
+    """NASA's public-domain astronaut portrait (Eileen Collins), as shipped by scikit-image."""
+    return TESTS_DIR / "data" / "astronaut.jpg"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The UTKFace copies in ../shared/data; tests that use it skip when it is absent."""
+    if not (SHARED_DATA / "utkface64").is_dir():
+        pytest.skip(f"UTKFace data not found at {SHARED_DATA}")
+    return SHARED_DATA
