@@ -1,9 +1,52 @@
-"""`maskmtl split` (being built)."""
+"""`maskmtl split`: label, de-duplicate and split an image folder into a manifest CSV."""
 
-from maskmtl_cli.cli.app import app, not_built_yet
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskmtl_cli.cli.app import app, guarded
 
 
 @app.command("split")
-def split_command() -> None:
-    """Not built yet (issue 2)."""
-    not_built_yet("split", "issue 2")
+@guarded
+def split_command(
+    data_dir: Annotated[Path, typer.Argument(help="Folder of face images (searched recursively).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Manifest CSV to write.")] = Path(
+        "manifest.csv"),
+    labels: Annotated[Optional[Path], typer.Option(
+        help="CSV with 'filename' and any of age, gender, race. Default: UTKFace file names.")] = None,
+    strategy: Annotated[str, typer.Option(
+        help="random (seeded, stratified by gender, race, age band) or parts (the paper's "
+             "protocol: part1 trains; the rest is split test:val 10,719:3,252).")] = "random",
+    ratios: Annotated[str, typer.Option(help="train,val,test shares for --strategy random.")] = (
+        "0.7,0.15,0.15"),
+    parts: Annotated[Optional[Path], typer.Option(
+        help="CSV with filename,part for --strategy parts (e.g. utkface_meta/parts.csv).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,
+    keep_duplicates: Annotated[bool, typer.Option(
+        help="Keep every copy of byte-identical images (always in one split).")] = False,
+    keep_conflicts: Annotated[bool, typer.Option(
+        help="Keep duplicate groups whose copies carry different labels.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+) -> None:
+    """Label, de-duplicate and split a folder of face images into a manifest CSV.
+
+    Labels come from UTKFace names (AGE_GENDER_RACE_DATETIME.jpg.chip.jpg) or from --labels.
+    Malformed names, unreadable files and out-of-range labels are listed as skipped.
+    Byte-identical copies never straddle two splits.
+
+    Example: maskmtl split UTKFace/ -o manifest.csv --strategy random --seed 0
+    """
+    from maskmtl_cli.data.split import SplitConfig, make_split, parse_ratios, summarize
+    from maskmtl_cli.reports.split_summary import render_split_summary
+
+    config = SplitConfig(data_dir=data_dir, output=output, labels_csv=labels, strategy=strategy,
+                         ratios=parse_ratios(ratios), parts_csv=parts, seed=seed,
+                         keep_duplicates=keep_duplicates, keep_conflicts=keep_conflicts,
+                         overwrite=overwrite)
+    summary = summarize(make_split(config), config)
+    render_split_summary(summary, json_output=json_output)

@@ -1,0 +1,1 @@
+"""Data layer: labels from names or CSV, manifests, splits and the cached image loader."""

@@ -1,0 +1,189 @@
+"""Scanning image folders into labelled tables, and reading/writing manifest CSVs.
+
+A manifest is the one file that ``train``, ``eval`` and ``predict`` read: one row per image with
+``path`` (relative to the manifest's folder, or absolute), ``filename``, ``age``, ``gender``,
+``race`` (empty where unknown), ``sha1`` (content hash) and ``split`` (train / val / test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
+from maskmtl_cli.errors import DataError, InputError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+MANIFEST_COLUMNS = ("path", "filename", "age", "gender", "race", "sha1", "split")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ScanResult:
+    """Usable images with labels, plus everything that was left out and why."""
+
+    table: "object"  # pandas.DataFrame: path (absolute), filename, age, gender, race, sha1, note
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    lenient: list[str] = field(default_factory=list)  # names parsed leniently
+    ignored_files: int = 0  # files without an image suffix
+
+
+def find_images(root: Path) -> tuple[list[Path], int]:
+    """All image files below ``root`` (recursive, sorted) and the count of non-image files."""
+    if not root.exists():
+        raise InputError(f"Data folder not found: {root}. Pass a folder of face images.")
+    if not root.is_dir():
+        raise InputError(f"{root} is a file, not a folder. Pass the folder that holds the images.")
+    images, ignored = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(path)
+            else:
+                ignored += 1
+    if not images:
+        what = "is empty" if ignored == 0 else f"has {ignored} files but no images"
+        raise InputError(f"Data folder {root} {what}. Supported: {', '.join(sorted(IMAGE_SUFFIXES))}.")
+    return sorted(images), ignored
+
+
+def inspect_image(path: Path) -> tuple[str, str]:
+    """Return (sha1 of the bytes, problem). ``problem`` is "" for a decodable, complete image."""
+    import cv2
+    import numpy as np
+
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return "", f"unreadable: {error.strerror or error}"
+    digest = hashlib.sha1(data).hexdigest()
+    if not data:
+        return digest, "empty file"
+    if data[:3] == b"\xff\xd8\xff" and b"\xff\xd9" not in data[-64:]:
+        return digest, "truncated JPEG (no end-of-image marker)"
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-32:]:
+        return digest, "truncated PNG (no IEND chunk)"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return digest, "not a decodable image"
+    return digest, ""
+
+
+def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -> ScanResult:
+    """Hash, check and label every image below ``root``.
+
+    Labels come from ``labels_csv`` when given (matched by path relative to ``root``, then by
+    bare file name), else from UTKFace-style file names.
+    """
+    import pandas as pd
+
+    root = Path(root)
+    paths, ignored = find_images(root)
+    label_table = read_label_csv(labels_csv) if labels_csv is not None else None
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        inspected = list(pool.map(inspect_image, paths))
+
+    rows, skipped, lenient = [], [], []
+    for path, (digest, problem) in zip(paths, inspected):
+        relative = path.relative_to(root).as_posix()
+        if problem:
+            skipped.append((relative, problem))
+            continue
+        note = ""
+        if label_table is not None:
+            key = relative if relative in label_table.index else path.name
+            if key not in label_table.index:
+                skipped.append((relative, "no row in the label CSV"))
+                continue
+            values = label_table.loc[key]
+            age, gender, race = (
+                None if task not in values.index or pd.isna(values[task]) else values[task]
+                for task in TASKS
+            )
+            gender = None if gender is None else int(gender)
+            race = None if race is None else int(race)
+        else:
+            parsed = parse_utkface_name(path.name)
+            if parsed.status == "unparseable":
+                skipped.append((relative, f"malformed name: {parsed.reason}"))
+                continue
+            if parsed.status == "lenient":
+                lenient.append(relative)
+                note = "lenient name parse"
+            age, gender, race = parsed.age, parsed.gender, parsed.race
+        bad_label = label_problem(age, gender, race)
+        if bad_label:
+            skipped.append((relative, f"label out of range: {bad_label}"))
+            continue
+        rows.append((str(path.resolve()), relative, age, gender, race, digest, note))
+
+    table = pd.DataFrame(rows, columns=["path", "filename", "age", "gender", "race", "sha1", "note"])
+    table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")
+    for column in ("gender", "race"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    return ScanResult(table=table, skipped=skipped, lenient=lenient, ignored_files=ignored)
+
+
+def write_manifest(table, path: Path, overwrite: bool = False) -> Path:
+    """Write ``table`` as a manifest CSV, paths relative to the manifest's folder, atomically."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists. Pass --overwrite to replace it, or choose "
+                         "another file with -o.")
+    if path.exists() and path.is_dir():
+        raise InputError(f"{path} is a folder. Pass a file name such as manifest.csv with -o.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = path.parent.resolve()
+    out = table.loc[:, [c for c in MANIFEST_COLUMNS if c in table.columns]].copy()
+    out["path"] = [os.path.relpath(p, base) for p in out["path"]]
+    ages = out["age"].dropna()
+    if (ages == ages.round()).all():
+        out["age"] = out["age"].astype("Int64")  # "34", not "34.0", for whole years
+    handle, temp_name = tempfile.mkstemp(dir=base, prefix=".manifest-", suffix=".csv.tmp")
+    try:
+        with os.fdopen(handle, "w", newline="") as stream:
+            out.to_csv(stream, index=False)
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_manifest(path):
+    """Read a manifest CSV; ``path`` values come back absolute. Raises DataError when unusable."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Manifest not found: {path}. Create one with "
+                        "`maskmtl split DATA_DIR -o manifest.csv`, or pass its path.")
+    try:
+        table = pd.read_csv(path, dtype={"path": str, "filename": str, "sha1": str, "split": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise DataError(f"Cannot read manifest {path}: {error}") from None
+    if "path" not in table.columns:
+        raise DataError(f"Manifest {path} has no 'path' column; is it a maskmtl manifest? "
+                        "Create one with `maskmtl split`.")
+    base = path.parent.resolve()
+    table["path"] = [p if os.path.isabs(p) else os.path.normpath(base / p) for p in table["path"]]
+    if "filename" not in table.columns:
+        table["filename"] = [Path(p).name for p in table["path"]]
+    for task in TASKS:
+        if task not in table.columns:
+            table[task] = pd.NA
+    table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")
+    for column in ("gender", "race"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    if "split" not in table.columns:
+        table["split"] = ""
+    table["split"] = table["split"].fillna("").astype(str)
+    return table

@@ -1,0 +1,1 @@
+"""Reports: rich/Markdown/JSON tables and matplotlib figures."""

@@ -1,0 +1,211 @@
+"""Evaluation tables, built once as plain rows and rendered as rich tables or Markdown.
+
+Every builder takes the metrics dictionary that ``maskmtl eval`` writes to ``metrics.json``, so
+the terminal, ``report.md`` and ``--compare`` all show the same numbers from the same source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: The MaskMTL paper's Table 1, masked-face row (Mukherjee et al., PReMI 2021): gender and
+#: ethnicity accuracy and age MAE in years, trained on UTKFace part I and tested on part II.
+PAPER_TABLE1_MASKED = {"gender_accuracy": 0.8913, "race_accuracy": 0.7927, "age_mae": 12.15}
+
+METRIC_NAMES = {
+    "gender_accuracy": "Gender accuracy", "gender_macro_f1": "Gender macro F1",
+    "race_accuracy": "Ethnicity accuracy", "race_macro_f1": "Ethnicity macro F1",
+    "age_mae": "Age MAE (years)", "age_rmse": "Age RMSE (years)", "age_cs": "Age CS({t})",
+}
+GROUP_COLUMNS = {"gender_accuracy": "Gender acc.", "race_accuracy": "Ethnicity acc.",
+                 "age_mae": "Age MAE", "age_rmse": "Age RMSE", "age_cs": "Age CS"}
+TASK_TITLES = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table as strings: rendered by ``to_rich`` for the terminal or ``to_markdown`` for files.
+
+    Attributes:
+        title: Caption.
+        columns: Header cells; the first column is left-aligned, the others right-aligned.
+        rows: Body rows, one string per column.
+        note: A line printed under the table (empty for none).
+    """
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    note: str = ""
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number with fixed decimals, or an en dash for missing values."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def metric_digits(name: str) -> int:
+    """Years get 2 decimals, shares 4."""
+    return 2 if name.startswith("age_m") or name.startswith("age_r") else 4
+
+
+def metric_label(name: str, metrics: dict[str, Any]) -> str:
+    """Display name of a headline metric (CS with its threshold)."""
+    threshold = (metrics.get("age") or {}).get("cs_threshold", 5)
+    return METRIC_NAMES.get(name, name).format(t=f"{threshold:g}")
+
+
+def headline_table(metrics: dict[str, Any]) -> TableSpec:
+    """Headline numbers with their bootstrap intervals and the number of faces scored."""
+    intervals = metrics.get("intervals", {})
+    options = metrics.get("options", {})
+    confidence = f"{100 * options.get('confidence', 0.95):g}% CI"
+    rows = []
+    for name, value in metrics["headline"].items():
+        digits = metric_digits(name)
+        interval = intervals.get(name)
+        ci = f"[{fmt(interval['low'], digits)}, {fmt(interval['high'], digits)}]" if interval else "–"
+        task = name.split("_")[0]
+        source = metrics["age"] if task == "age" else metrics["classification"][task]
+        rows.append((metric_label(name, metrics), fmt(value, digits), ci, str(source["n"])))
+    note = (f"Percentile bootstrap over faces, {options.get('bootstrap')} resamples, seed "
+            f"{options.get('seed')}." if intervals else "No bootstrap intervals (--bootstrap 0).")
+    skipped = metrics.get("skipped", {})
+    if skipped:
+        note += " Not scored: " + "; ".join(f"{TASK_TITLES[t].lower()} ({why})"
+                                           for t, why in skipped.items()) + "."
+    return TableSpec("Headline metrics", ("Metric", "Value", confidence, "Faces"), tuple(rows), note)
+
+
+def paper_table(metrics: dict[str, Any]) -> TableSpec:
+    """This evaluation next to the MaskMTL paper's Table 1 masked row."""
+    rows = []
+    for name, paper_value in PAPER_TABLE1_MASKED.items():
+        digits = metric_digits(name)
+        ours = metrics["headline"].get(name)
+        difference = "–" if ours is None else f"{ours - paper_value:+.{digits}f}"
+        rows.append((metric_label(name, metrics), fmt(ours, digits), fmt(paper_value, digits),
+                     difference))
+    note = ("The paper trains on UTKFace part I and tests on part II with its own mask generator; "
+            "a different split, mask generator or image size makes this a reference point, not a "
+            "like-for-like comparison.")
+    return TableSpec("Versus MaskMTL (PReMI 2021), Table 1, masked faces",
+                     ("Metric", "This run", "Paper", "Difference"), tuple(rows), note)
+
+
+def class_table(metrics: dict[str, Any], task: str) -> TableSpec:
+    """Per-class precision, recall, F1 and support, then macro and weighted averages."""
+    scores = metrics["classification"][task]
+    rows = [(c["class"], fmt(c["precision"]), fmt(c["recall"]), fmt(c["f1"]), str(c["support"]))
+            for c in scores["per_class"]]
+    for average in ("macro", "weighted"):
+        rows.append((f"{average} average", fmt(scores[f"{average}_precision"]),
+                     fmt(scores[f"{average}_recall"]), fmt(scores[f"{average}_f1"]),
+                     str(scores["n"])))
+    return TableSpec(f"{TASK_TITLES[task]}: accuracy {fmt(scores['accuracy'])} on {scores['n']} faces",
+                     ("Class", "Precision", "Recall", "F1", "Support"), tuple(rows))
+
+
+def confusion_table(metrics: dict[str, Any], task: str, normalized: bool = False) -> TableSpec:
+    """Confusion matrix, rows = true class, columns = predicted class (counts or row shares)."""
+    scores = metrics["classification"][task]
+    matrix = scores["confusion_normalized" if normalized else "confusion"]
+    cells = (lambda v: f"{v:.3f}") if normalized else str
+    rows = tuple((f"true {name}", *(cells(v) for v in row))
+                 for name, row in zip(scores["classes"], matrix))
+    kind = "row-normalised (recall on the diagonal)" if normalized else "counts"
+    return TableSpec(f"{TASK_TITLES[task]} confusion matrix, {kind}",
+                     ("", *(f"pred. {name}" for name in scores["classes"])), rows)
+
+
+def age_band_table(metrics: dict[str, Any]) -> TableSpec:
+    """Age MAE and mean signed error per band of true age."""
+    age = metrics["age"]
+    rows = tuple((band["band"], str(band["n"]), fmt(band["mae"], 2), fmt(band["bias"], 2))
+                 for band in age["bands"])
+    title = (f"Age: MAE {fmt(age['mae'], 2)}, RMSE {fmt(age['rmse'], 2)}, "
+             f"CS({age['cs_threshold']:g}) {fmt(age['cs'])}, bias {fmt(age['bias'], 2)} years")
+    return TableSpec(title, ("True age", "Faces", "MAE", "Bias (pred. - true)"), rows)
+
+
+def fairness_tables(metrics: dict[str, Any]) -> list[TableSpec]:
+    """The per-group table and the worst-group summary of the fairness breakdown."""
+    fairness = metrics.get("fairness")
+    if not fairness:
+        return []
+    names = [name for name in GROUP_COLUMNS if any(name in g for g in fairness["groups"])]
+    rows = tuple((group["group"], str(group["n"]),
+                  *(fmt(group.get(name), metric_digits(name)) for name in names))
+                 for group in fairness["groups"])
+    unranked = fairness.get("unranked", [])
+    note = (f"Groups with fewer than {fairness['min_group_size']} faces are not ranked: "
+            + ", ".join(unranked) + "." if unranked else "")
+    groups = TableSpec(f"Per group ({' x '.join(TASK_TITLES[t].lower() for t in fairness['group_by'])}"
+                       " of the true labels)",
+                       ("Group", "Faces", *(GROUP_COLUMNS[name] for name in names)), rows, note)
+    summary_rows = []
+    for name, entry in fairness["summary"].items():
+        digits = metric_digits(name)
+        summary_rows.append((GROUP_COLUMNS[name], entry["worst"], fmt(entry["worst_value"], digits),
+                             entry["best"], fmt(entry["best_value"], digits),
+                             fmt(entry["gap"], digits)))
+    summary = TableSpec("Worst group and gap to the best",
+                        ("Metric", "Worst group", "Value", "Best group", "Value", "Gap"),
+                        tuple(summary_rows))
+    return [groups, summary]
+
+
+def evaluation_tables(metrics: dict[str, Any]) -> list[TableSpec]:
+    """Every table of an evaluation, in reading order."""
+    tables = [headline_table(metrics), paper_table(metrics)]
+    for task in ("gender", "race"):
+        if task in metrics["classification"]:
+            tables += [class_table(metrics, task), confusion_table(metrics, task),
+                       confusion_table(metrics, task, normalized=True)]
+    if metrics.get("age"):
+        tables.append(age_band_table(metrics))
+    return tables + fairness_tables(metrics)
+
+
+def to_rich(spec: TableSpec):
+    """A ``rich.table.Table`` for the terminal."""
+    from rich.table import Table
+
+    table = Table(title=spec.title, title_justify="left", caption=spec.note or None,
+                  caption_justify="left")
+    for index, column in enumerate(spec.columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    for row in spec.rows:
+        table.add_row(*row)
+    return table
+
+
+def to_markdown(spec: TableSpec, heading_level: int = 3) -> str:
+    """A Markdown section: heading, pipe table and the note in italics."""
+    def escape(cell: str) -> str:
+        return cell.replace("|", "\\|")
+
+    lines = [f"{'#' * heading_level} {spec.title}", "",
+             "| " + " | ".join(escape(c) for c in spec.columns) + " |",
+             "|" + "|".join([":---"] + ["---:"] * (len(spec.columns) - 1)) + "|"]
+    lines += ["| " + " | ".join(escape(c) for c in row) + " |" for row in spec.rows]
+    if spec.note:
+        lines += ["", f"*{spec.note}*"]
+    return "\n".join(lines) + "\n"
+
+
+def render_evaluation(metrics: dict[str, Any], json_output: bool = False) -> None:
+    """Print an evaluation: every table on stdout, or the metrics JSON alone with ``json_output``."""
+    if json_output:
+        import json
+
+        print(json.dumps(metrics, indent=2))
+        return
+    from maskmtl_cli.console import out_console
+
+    meta = metrics["meta"]
+    out_console.print(f"[bold]{meta['model']}[/] on {meta['manifest']} (split {meta['split']}): "
+                      f"{metrics['n']} faces", highlight=False)
+    for spec in evaluation_tables(metrics):
+        out_console.print(to_rich(spec))

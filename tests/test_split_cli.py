@@ -1,0 +1,231 @@
+"""`maskmtl split` and the data layer, through the real CLI on tiny generated data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from maskmtl_cli.cli import app
+from maskmtl_cli.data.dataset import load_split
+from maskmtl_cli.data.labels import parse_utkface_name
+from maskmtl_cli.data.manifest import read_manifest
+
+runner = CliRunner()
+
+
+def write_face(path: Path, seed: int, size: int = 64) -> None:
+    """A random but decodable JPEG: a noisy ellipse on a background."""
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+    cv2.ellipse(image, (size // 2, size // 2), (size // 3, size // 2 - 4), 0, 0, 360,
+                tuple(int(v) for v in rng.integers(120, 255, 3)), -1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), image)
+
+
+@pytest.fixture()
+def tiny_faces(tmp_path: Path) -> Path:
+    """40 labelled faces in UTKFace naming, one byte-duplicate pair, one conflicting pair."""
+    root = tmp_path / "faces"
+    for index in range(40):
+        age, gender, race = 5 + (index * 7) % 80, index % 2, index % 5
+        write_face(root / f"{age}_{gender}_{race}_20170116{index:09d}.jpg.chip.jpg", index)
+    same = root / "30_0_0_20170116000000001.jpg.chip.jpg"
+    write_face(same, 1000)
+    (root / "sub").mkdir()
+    (root / "sub" / "30_0_0_20170116000000002.jpg.chip.jpg").write_bytes(same.read_bytes())
+    conflict = root / "1_1_2_20170116000000003.jpg.chip.jpg"
+    write_face(conflict, 2000)
+    (root / "3_1_2_20170116000000004.jpg.chip.jpg").write_bytes(conflict.read_bytes())
+    return root
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_name_parser_strict_lenient_and_malformed():
+    assert parse_utkface_name("26_1_3_20170104235421282.jpg.chip.jpg").status == "ok"
+    lenient = parse_utkface_name("24_0_1_20170116220224657 .jpg.chip.jpg")
+    assert (lenient.status, lenient.age, lenient.gender, lenient.race) == ("lenient", 24, 0, 1)
+    assert parse_utkface_name("55_0_0_20170116232725357jpg.chip.jpg").status == "lenient"
+    assert parse_utkface_name("39_1_20170116174525125.jpg.chip.jpg").status == "unparseable"
+    assert parse_utkface_name("photo.jpg").status == "unparseable"
+
+
+def test_split_random_writes_manifest_and_keeps_groups_together(tiny_faces, tmp_path):
+    manifest = tmp_path / "manifest.csv"
+    result = run("split", str(tiny_faces), "-o", str(manifest), "--json", "--keep-duplicates")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    table = read_manifest(manifest)
+    assert summary["images"] == len(table) == 42  # 40 + both copies of the duplicate; conflict dropped
+    assert summary["duplicate_groups"] == 2 and len(summary["conflicting_groups"]) == 1
+    copies = table[table["filename"].str.startswith("30_0_0_20170116")]
+    assert copies["split"].nunique() == 1 and copies["sha1"].nunique() == 1
+    assert set(table["split"]) <= {"train", "val", "test"}
+    assert sum(summary["splits"][s]["images"] for s in ("train", "val", "test")) == 42
+    assert Path(table["path"][0]).is_absolute() and Path(table["path"][0]).is_file()
+    raw = pd.read_csv(manifest)
+    assert not Path(raw["path"][0]).is_absolute()  # stored relative to the manifest
+
+
+def test_split_is_seeded(tiny_faces, tmp_path):
+    for name, seed in (("a.csv", "1"), ("b.csv", "1"), ("c.csv", "2")):
+        assert run("split", str(tiny_faces), "-o", str(tmp_path / name), "--seed", seed).exit_code == 0
+    a, b, c = (pd.read_csv(tmp_path / n)["split"].tolist() for n in ("a.csv", "b.csv", "c.csv"))
+    assert a == b and a != c
+
+
+def test_split_parts_strategy(tiny_faces, tmp_path):
+    names = sorted(p.name for p in tiny_faces.rglob("*.jpg"))
+    parts = tmp_path / "parts.csv"
+    pd.DataFrame({"filename": names, "part": ["part1" if i < 20 else "part2_or_part3"
+                                              for i in range(len(names))]}).to_csv(parts, index=False)
+    manifest = tmp_path / "m.csv"
+    result = run("split", str(tiny_faces), "-o", str(manifest), "--strategy", "parts",
+                 "--parts", str(parts), "--json")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(manifest)
+    part1 = set(names[:20])
+    in_part1 = table["filename"].map(lambda f: Path(f).name in part1)
+    assert (table.loc[in_part1, "split"] == "train").all()
+    rest = table.loc[~in_part1, "split"]
+    assert set(rest) <= {"train", "val", "test"} and (rest == "test").sum() > (rest == "val").sum()
+
+
+def test_labels_csv_for_other_datasets(tmp_path):
+    root = tmp_path / "photos"
+    for index in range(6):
+        write_face(root / f"img{index}.png", index)
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"filename": [f"img{i}.png" for i in range(5)],
+                  "gender": [0, 1, 0, 1, 1]}).to_csv(labels, index=False)
+    result = run("split", str(root), "-o", str(tmp_path / "m.csv"), "--labels", str(labels), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["images"] == 5
+    assert summary["skipped"] == [{"file": "img5.png", "reason": "no row in the label CSV"}]
+    table = read_manifest(tmp_path / "m.csv")
+    assert table["age"].isna().all() and table["gender"].notna().all()
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (lambda root: None, ["--ratios", "0.5,0.2,0.2"], "sum to 0.9"),
+        (lambda root: None, ["--ratios", "a,b"], "three numbers"),
+        (lambda root: None, ["--strategy", "kfold"], "Choose one of: random, parts"),
+        (lambda root: None, ["--strategy", "parts"], "needs --parts"),
+        (lambda root: None, ["--labels", "missing.csv"], "Label file not found"),
+    ],
+)
+def test_split_option_errors(tiny_faces, tmp_path, setup, args, message):
+    result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(tmp_path / "m.csv"), *args])
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_split_folder_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["split", str(empty)])
+    assert result.exit_code == 1 and "is empty" in result.stderr
+    result = runner.invoke(app, ["split", str(tmp_path / "nope")])
+    assert result.exit_code == 1 and "not found" in result.stderr
+    (empty / "notes.txt").write_text("hello")
+    result = runner.invoke(app, ["split", str(empty)])
+    assert result.exit_code == 1 and "no images" in result.stderr
+
+
+def test_split_lists_bad_files_and_labels(tiny_faces, tmp_path):
+    good = next(tiny_faces.glob("*.jpg")).read_bytes()
+    (tiny_faces / "20_0_0_20170116999999991.jpg.chip.jpg").write_bytes(good[: len(good) // 2])
+    (tiny_faces / "20_0_0_20170116999999992.jpg.chip.jpg").write_bytes(b"not an image at all")
+    write_face(tiny_faces / "20_7_0_20170116999999993.jpg.chip.jpg", 7)
+    write_face(tiny_faces / "20_0_9_20170116999999994.jpg.chip.jpg", 8)
+    write_face(tiny_faces / "39_1_20170116174525125.jpg.chip.jpg", 9)
+    result = run("split", str(tiny_faces), "-o", str(tmp_path / "m.csv"), "--json")
+    assert result.exit_code == 0, result.output
+    reasons = {item["file"]: item["reason"] for item in json.loads(result.stdout)["skipped"]}
+    assert "truncated" in reasons["20_0_0_20170116999999991.jpg.chip.jpg"]
+    assert "not a decodable image" in reasons["20_0_0_20170116999999992.jpg.chip.jpg"]
+    assert "gender 7" in reasons["20_7_0_20170116999999993.jpg.chip.jpg"]
+    assert "race 9" in reasons["20_0_9_20170116999999994.jpg.chip.jpg"]
+    assert "malformed name" in reasons["39_1_20170116174525125.jpg.chip.jpg"]
+
+
+def test_existing_output_needs_overwrite(tiny_faces, tmp_path):
+    manifest = tmp_path / "m.csv"
+    assert run("split", str(tiny_faces), "-o", str(manifest)).exit_code == 0
+    result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(manifest)])
+    assert result.exit_code == 1 and "--overwrite" in result.stderr
+    assert run("split", str(tiny_faces), "-o", str(manifest), "--overwrite").exit_code == 0
+
+
+def test_label_csv_errors(tiny_faces, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("name,age\na.jpg,3\n")
+    result = runner.invoke(app, ["split", str(tiny_faces), "--labels", str(labels), "-o",
+                                 str(tmp_path / "m.csv")])
+    assert result.exit_code == 1 and "no 'filename' column" in result.stderr
+    labels.write_text("filename,age\na.jpg,old\n")
+    result = runner.invoke(app, ["split", str(tiny_faces), "--labels", str(labels), "-o",
+                                 str(tmp_path / "m.csv")])
+    assert result.exit_code == 1 and "'old' is not a number" in result.stderr
+
+
+def test_loader_sizes_colour_and_cache(tiny_faces, tmp_path):
+    manifest = tmp_path / "m.csv"
+    assert run("split", str(tiny_faces), "-o", str(manifest)).exit_code == 0
+    cache = tmp_path / "cache"
+    gray = load_split(manifest, "train", size=32, color_mode="gray", cache_dir=cache)
+    assert gray.images.dtype == np.uint8 and gray.images.shape[1:] == (32, 32, 1)
+    assert len(gray) == len(gray.age) == len(gray.gender) == len(gray.race) > 0
+    assert list(cache.glob("*.npz"))
+    again = load_split(manifest, "train", size=32, color_mode="gray", cache_dir=cache)
+    np.testing.assert_array_equal(gray.images, again.images)
+    rgb = load_split(manifest, None, size=48, color_mode="rgb", cache_dir=None)
+    assert rgb.images.shape[1:] == (48, 48, 3) and len(rgb) == len(read_manifest(manifest))
+    # a file that disappears after the split is reported, not fatal
+    Path(read_manifest(manifest)["path"][0]).unlink()
+    partial = load_split(manifest, None, size=32, cache_dir=None)
+    assert len(partial.failures) == 1 and partial.failures[0][1] == "file not found"
+
+
+def test_loader_errors(tiny_faces, tmp_path):
+    from maskmtl_cli.errors import DataError, InputError
+
+    manifest = tmp_path / "m.csv"
+    assert run("split", str(tiny_faces), "-o", str(manifest), "--ratios", "1,0,0").exit_code == 0
+    with pytest.raises(DataError, match="no rows in split 'test'"):
+        load_split(manifest, "test", cache_dir=None)
+    with pytest.raises(InputError, match="Choose one of: gray, rgb"):
+        load_split(manifest, "train", color_mode="cmyk")
+    with pytest.raises(DataError, match="Manifest not found"):
+        load_split(tmp_path / "absent.csv")
+
+
+def test_utkface64_split(shared_data, tmp_path):
+    """The real data: malformed names reported, no duplicate group crosses splits."""
+    manifest = tmp_path / "manifest.csv"
+    result = run("split", str(shared_data / "utkface64"), "-o", str(manifest), "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.stdout)
+    malformed = (shared_data / "utkface_meta" / "malformed_names.txt").read_text().split("\n")
+    reported = {s["file"] for s in summary["skipped"]} | set(summary["lenient_names"])
+    assert {m for m in malformed if m} <= reported
+    assert summary["duplicate_groups"] == 345
+    table = pd.read_csv(manifest)
+    assert table.groupby("sha1")["split"].nunique().max() == 1
+    groups = [line.split("\t") for line in
+              (shared_data / "utkface_meta" / "duplicate_groups_64px.txt").read_text().splitlines()]
+    split_of = dict(zip(table["filename"], table["split"]))
+    for group in groups:
+        assert len({split_of[f] for f in group if f in split_of}) <= 1
