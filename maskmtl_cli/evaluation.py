@@ -80,14 +80,23 @@ def _headline(classification: dict, age: dict | None) -> dict[str, float | None]
 def _ratio(numerator: np.ndarray | float, denominator: np.ndarray | float) -> np.ndarray:
     """Element-wise division that gives 0 where the denominator is 0 (scikit-learn's default)."""
     numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
-    return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape),
-                     where=denominator != 0)
+    out = np.zeros(np.broadcast(numerator, denominator).shape)
+    return np.divide(numerator, denominator, out=out, where=denominator != 0)
 
 
 def _clean(value: float) -> float | None:
     """A float for JSON: NaN and infinities become None."""
     value = float(value)
     return value if np.isfinite(value) else None
+
+
+def error_summary(error: np.ndarray, cs_threshold: float) -> dict[str, float | None]:
+    """MAE, RMSE, mean signed error (bias) and CS(t) of age errors (predicted - true), in years."""
+    if len(error) == 0:
+        return {"mae": None, "rmse": None, "bias": None, "cs": None}
+    absolute = np.abs(error)
+    return {"mae": _clean(absolute.mean()), "rmse": _clean(np.sqrt((error ** 2).mean())),
+            "bias": _clean(error.mean()), "cs": _clean((absolute <= cs_threshold).mean())}
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -121,30 +130,33 @@ def _macro(values: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
-                           class_names: list[str] | tuple[str, ...]) -> dict[str, Any]:
+                           classes: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Accuracy, per-class precision/recall/F1, macro and weighted averages, confusion matrices.
 
     Args:
         y_true: True class indices (only known labels).
         y_pred: Predicted class indices, same length.
-        class_names: One name per class; its length sets the number of classes.
+        classes: One name per class; its length sets the number of classes.
 
     Returns:
         A JSON-ready dictionary. Macro averages are taken over the classes that occur in
         ``y_true`` or ``y_pred``; weighted averages weight each class by its support.
+        ``majority_accuracy`` is the share of the most frequent true class: what always
+        predicting that class would score.
     """
-    matrix = confusion_matrix(y_true, y_pred, len(class_names))
+    matrix = confusion_matrix(y_true, y_pred, len(classes))
     scores = scores_from_confusion(matrix)
     support = scores["support"]
     total = int(support.sum())
     result: dict[str, Any] = {
-        "n": total, "classes": list(class_names),
+        "n": total, "classes": list(classes),
         "accuracy": _clean(_ratio(np.trace(matrix), total)),
+        "majority_accuracy": _clean(_ratio(support.max(initial=0), total)),
         "per_class": [
             {"class": name, "precision": float(scores["precision"][k]),
              "recall": float(scores["recall"][k]), "f1": float(scores["f1"][k]),
              "support": int(support[k])}
-            for k, name in enumerate(class_names)
+            for k, name in enumerate(classes)
         ],
     }
     for metric in ("precision", "recall", "f1"):
@@ -165,30 +177,31 @@ def age_metrics(true_age: np.ndarray, predicted_age: np.ndarray, *, cs_threshold
                 band_edges: tuple[float, ...] = MetricOptions.age_band_edges) -> dict[str, Any]:
     """Age errors in years: MAE, RMSE, mean signed error, CS(t), and MAE per band of true age.
 
+    ``constant_baseline`` holds what the best constant guess would score on these very faces
+    (the median true age for MAE and CS, the mean for RMSE): a floor any model must beat.
+
     Args:
         true_age: True ages (only known labels).
         predicted_age: Predicted ages, same length.
         cs_threshold: CS(t) counts faces whose absolute error is at most this many years.
         band_edges: Lower band edges in years, increasing; the last band is open-ended.
     """
-    true_age, predicted_age = np.asarray(true_age, float), np.asarray(predicted_age, float)
-    error = predicted_age - true_age
-    absolute = np.abs(error)
+    true_age = np.asarray(true_age, float)
+    error = np.asarray(predicted_age, float) - true_age
     band_index = np.searchsorted(np.asarray(band_edges, float), true_age, side="right") - 1
     bands = []
     for index, name in enumerate(band_labels(band_edges)):
         in_band = band_index == index
-        count = int(in_band.sum())
-        bands.append({"band": name, "n": count,
-                      "mae": _clean(absolute[in_band].mean()) if count else None,
-                      "bias": _clean(error[in_band].mean()) if count else None})
-    count = len(true_age)
-    return {"n": count,
-            "mae": _clean(absolute.mean()) if count else None,
-            "rmse": _clean(np.sqrt((error ** 2).mean())) if count else None,
-            "bias": _clean(error.mean()) if count else None,
-            "cs": _clean((absolute <= cs_threshold).mean()) if count else None,
-            "cs_threshold": cs_threshold, "bands": bands}
+        summary = error_summary(error[in_band], cs_threshold)
+        bands.append({"band": name, "n": int(in_band.sum()), "mae": summary["mae"],
+                      "bias": summary["bias"]})
+    baseline = {}
+    if len(true_age):
+        median = error_summary(np.median(true_age) - true_age, cs_threshold)
+        mean = error_summary(np.mean(true_age) - true_age, cs_threshold)
+        baseline = {"mae": median["mae"], "cs": median["cs"], "rmse": mean["rmse"]}
+    return {"n": len(true_age), **error_summary(error, cs_threshold),
+            "cs_threshold": cs_threshold, "bands": bands, "constant_baseline": baseline}
 
 
 def predicted_classes(predictions: Mapping[str, np.ndarray], task: str,
@@ -205,16 +218,22 @@ def known_mask(labels: Mapping[str, np.ndarray], task: str) -> np.ndarray:
     return ~np.isnan(values.astype(float)) if task == "age" else values.astype(np.int64) >= 0
 
 
-def _class_names(task: str, n_classes: int) -> tuple[str, ...]:
+def n_classes(task: str, predictions: Mapping[str, np.ndarray]) -> int:
+    """Classes of a task: 2 for gender, the width of the race output for race."""
+    return 2 if task == "gender" else np.asarray(predictions["race"]).shape[1]
+
+
+def class_names(task: str, count: int) -> tuple[str, ...]:
+    """Display names of a task's classes (``class k`` when ``count`` differs from the names)."""
     from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
 
     names = GENDER_NAMES if task == "gender" else RACE_NAMES
-    return tuple(names) if len(names) == n_classes else tuple(f"class {k}" for k in range(n_classes))
+    return tuple(names) if len(names) == count else tuple(f"class {k}" for k in range(count))
 
 
 def _class_name(task: str, value: int) -> str:
     """The name of one class index (``class 7`` when it lies beyond the known names)."""
-    names = _class_names(task, 2 if task == "gender" else 5)
+    names = class_names(task, 2 if task == "gender" else 5)
     return names[value] if value < len(names) else f"class {value}"
 
 
@@ -228,10 +247,10 @@ def _check_inputs(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np
         if task not in labels or task not in predictions:
             continue
         values = np.asarray(labels[task]).astype(np.int64)
-        n_classes = 2 if task == "gender" else np.asarray(predictions["race"]).shape[1]
-        bad = (values < -1) | (values >= n_classes)
+        count = n_classes(task, predictions)
+        bad = (values < -1) | (values >= count)
         if bad.any():
-            names = ", ".join(f"{k} ({name})" for k, name in enumerate(_class_names(task, n_classes)))
+            names = ", ".join(f"{k} ({name})" for k, name in enumerate(class_names(task, count)))
             raise DataError(
                 f"{int(bad.sum())} {task} label(s) lie outside the model's classes "
                 f"(found {sorted(set(values[bad].tolist()))}; the model predicts {names}; "
@@ -250,10 +269,9 @@ def _group_metrics(labels, predictions, tasks, rows, options) -> dict[str, float
         known = rows & known_mask(labels, task)
         count = int(known.sum())
         if task == "age":
-            error = np.asarray(predictions["age"], float)[known] - np.asarray(labels["age"], float)[known]
-            values["age_mae"] = _clean(np.abs(error).mean()) if count else None
-            values["age_rmse"] = _clean(np.sqrt((error ** 2).mean())) if count else None
-            values["age_cs"] = _clean((np.abs(error) <= options.cs_threshold).mean()) if count else None
+            error = np.asarray(predictions["age"], float) - np.asarray(labels["age"], float)
+            summary = error_summary(error[known], options.cs_threshold)
+            values.update({f"age_{name}": summary[name] for name in ("mae", "rmse", "cs")})
         else:
             hits = predicted_classes(predictions, task, options.gender_threshold)[known] == \
                 np.asarray(labels[task]).astype(np.int64)[known]
@@ -325,14 +343,12 @@ def _resampled_statistics(labels, predictions, tasks, options, indices) -> dict[
             stats["age_cs"] = _ratio(((np.abs(error) <= options.cs_threshold) * known).sum(axis=1),
                                      count)
         else:
-            n_classes = 2 if task == "gender" else np.asarray(predictions["race"]).shape[1]
+            k = n_classes(task, predictions)
             true = np.clip(np.asarray(labels[task]).astype(np.int64), 0, None)[indices]
             pred = predicted_classes(predictions, task, options.gender_threshold)[indices]
-            offsets = np.arange(len(indices))[:, None] * n_classes * n_classes
-            matrices = np.bincount((offsets + true * n_classes + pred).ravel(),
-                                   weights=known.ravel(),
-                                   minlength=len(indices) * n_classes * n_classes)
-            matrices = matrices.reshape(len(indices), n_classes, n_classes)
+            offsets = np.arange(len(indices))[:, None] * k * k  # one K x K block per resample
+            matrices = np.bincount((offsets + true * k + pred).ravel(), weights=known.ravel(),
+                                   minlength=len(indices) * k * k).reshape(len(indices), k, k)
             scores = scores_from_confusion(matrices)
             stats[f"{task}_accuracy"] = _ratio(np.trace(matrices, axis1=1, axis2=2), count)
             stats[f"{task}_macro_f1"] = _macro(scores["f1"], scores["present"])
@@ -343,7 +359,7 @@ def _resampled_statistics(labels, predictions, tasks, options, indices) -> dict[
 
 
 def bootstrap_intervals(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
-                        tasks: tuple[str, ...], options: MetricOptions) -> dict[str, dict[str, Any]]:
+                        tasks: tuple[str, ...], options: MetricOptions) -> dict[str, dict]:
     """Percentile bootstrap intervals of the headline metrics.
 
     Faces are resampled with replacement (the same resamples for every task, so paired
@@ -417,7 +433,7 @@ def evaluate_predictions(labels: Mapping[str, np.ndarray], predictions: Mapping[
             classification[task] = classification_metrics(
                 np.asarray(labels[task]).astype(np.int64)[known],
                 predicted_classes(predictions, task, options.gender_threshold)[known],
-                _class_names(task, 2 if task == "gender" else predictions["race"].shape[1]))
+                class_names(task, n_classes(task, predictions)))
     intervals = bootstrap_intervals(labels, predictions, tuple(tasks), options)
     intervals = {name: {"estimate": value, **intervals[name]}
                  for name, value in _headline(classification, age).items() if name in intervals}

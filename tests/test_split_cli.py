@@ -229,3 +229,25 @@ def test_utkface64_split(shared_data, tmp_path):
     split_of = dict(zip(table["filename"], table["split"]))
     for group in groups:
         assert len({split_of[f] for f in group if f in split_of}) <= 1
+
+
+def test_masked_copies_are_grouped_by_their_source(tiny_faces, tmp_path):
+    """`maskmtl mask` gives identical photos different masks; split must still keep them together."""
+    masked = tmp_path / "masked"
+    sources = sorted(p.relative_to(tiny_faces).as_posix() for p in tiny_faces.rglob("*.jpg"))
+    for index, relative in enumerate(sources):
+        write_face(masked / relative, 5000 + index)  # every "masked" copy differs from the others
+    pd.DataFrame({"source": sources, "output": sources}).to_csv(masked / "masks.csv", index=False)
+    (masked / "mask_config.json").write_text(json.dumps({"input_dir": str(tiny_faces)}))
+    manifest = tmp_path / "m.csv"
+    result = run("split", str(masked), "-o", str(manifest), "--json", "--keep-duplicates")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["duplicate_groups"] == 2 and len(summary["conflicting_groups"]) == 1
+    table = pd.read_csv(manifest)
+    copies = table[table["filename"].str.contains("30_0_0_20170116")]
+    assert len(copies) == 2 and copies["split"].nunique() == 1
+    unmasked = tmp_path / "u.csv"
+    assert run("split", str(tiny_faces), "-o", str(unmasked), "--keep-duplicates").exit_code == 0
+    same = table.merge(pd.read_csv(unmasked), on="filename")
+    assert (same["split_x"] == same["split_y"]).all()  # masked and bare splits line up

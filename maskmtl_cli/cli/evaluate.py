@@ -1,9 +1,91 @@
-"""`maskmtl eval` (placeholder until issue 5 lands)."""
+"""`maskmtl eval`: score a trained run on a manifest split, or compare evaluated runs."""
 
-from maskmtl_cli.cli.app import app, not_built_yet
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskmtl_cli.cli.app import app, guarded
+
+
+class Split(str, Enum):
+    """Splits ``--split`` accepts (``all``: every row of the manifest)."""
+
+    test = "test"
+    val = "val"
+    train = "train"
+    all = "all"
 
 
 @app.command("eval")
-def evaluate_command() -> None:
-    """Not built yet (issue 5)."""
-    not_built_yet("eval", "issue 5")
+@guarded
+def evaluate_command(
+    runs: Annotated[Optional[list[Path]], typer.Argument(
+        help="Run folder or .keras file (default: the most recent run under runs/). With "
+             "--compare: any number of runs, eval folders or metrics.json files.",
+        show_default=False, metavar="RUN")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(
+        "--manifest", "-m", help="Manifest CSV (default: the run's own, else ./manifest.csv).",
+        show_default=False)] = None,
+    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = Split.test,
+    report: Annotated[bool, typer.Option(
+        "--report", help="Also write report.md with PNG figures.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Output folder (default: RUN/eval).", show_default=False)] = None,
+    json_output: Annotated[bool, typer.Option(
+        "--json", help="Print the metrics JSON on stdout instead of tables.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per prediction batch.")] = 256,
+    flip: Annotated[bool, typer.Option(
+        "--flip", help="Average predictions with the horizontally flipped image.")] = False,
+    bootstrap: Annotated[int, typer.Option(
+        min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    min_group: Annotated[int, typer.Option(
+        min=1, help="Smallest fairness group that is ranked for worst/best.")] = 20,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        help="Image cache folder (default: $MASKMTL_CACHE_DIR or ~/.cache/maskmtl).",
+        show_default=False)] = None,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="Compare evaluated runs side by side from their metrics.json "
+                          "(all runs under runs/ when none are named).")] = False,
+) -> None:
+    """Evaluate a trained model on a manifest split, or compare evaluated runs.
+
+    Scores gender and ethnicity (accuracy, per-class precision, recall, F1,
+    confusion matrices), age (MAE, RMSE, CS(5), MAE per age band), every
+    metric per gender x ethnicity group with the worst group, and 95%
+    bootstrap intervals. Labels the manifest lacks and tasks the model lacks
+    are not scored. Images that fail to load are listed and left out.
+
+    Writes metrics.json and predictions.csv to RUN/eval (or --out), and
+    report.md with PNG figures with --report. Tables go to stdout; --json
+    prints the metrics JSON only. Without RUN: the most recent run in runs/.
+
+    Example: maskmtl eval runs/train --report
+    """
+    from maskmtl_cli.console import err_console
+
+    if compare:
+        from maskmtl_cli.eval_config import CompareConfig
+        from maskmtl_cli.reports.compare import compare_runs, render_comparison
+
+        render_comparison(compare_runs(CompareConfig(runs=tuple(runs or ()), out_dir=out)),
+                          json_output)
+        return
+    from maskmtl_cli.eval_config import EvalConfig, MetricOptions
+    from maskmtl_cli.reports.pipeline import check_single_run, evaluate_run
+    from maskmtl_cli.reports.tables import render_evaluation
+
+    config = EvalConfig(
+        run=check_single_run(runs), manifest=manifest, split=split.value, out_dir=out,
+        report=report, batch_size=batch_size, flip=flip,
+        cache_dir=cache_dir if cache_dir is not None else "default",
+        metrics=MetricOptions(bootstrap=bootstrap, seed=seed, min_group_size=min_group))
+    outcome = evaluate_run(config, log=lambda line: err_console.print(line, highlight=False,
+                                                                       soft_wrap=True))
+    render_evaluation(outcome.metrics, json_output)
+    err_console.print(f"[green]Wrote[/] {', '.join(path.name for path in outcome.files)} "
+                      f"to {outcome.out_dir}", highlight=False, soft_wrap=True)

@@ -1,9 +1,162 @@
-"""`maskmtl mask` (placeholder until issue 3 lands)."""
+"""`maskmtl mask`: put synthetic masks on every face photo in a folder tree."""
 
-from maskmtl_cli.cli.app import app, not_built_yet
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from maskmtl_cli.cli.app import app, guarded
+
+_STYLE = "Mask style"
+_FACES = "Faces and landmarks"
+_RUN = "Run"
 
 
 @app.command("mask")
-def mask_command() -> None:
-    """Not built yet (issue 3)."""
-    not_built_yet("mask", "issue 3")
+@guarded
+def mask_command(
+    input_dir: Annotated[Path, typer.Argument(
+        help="Folder of face photos (searched recursively).")],
+    output_dir: Annotated[Path, typer.Argument(
+        help="Folder for the masked copies (same tree, names and formats), masks.csv and "
+             "failures.csv. Must not be inside INPUT_DIR.")],
+    mask_type: Annotated[str, typer.Option(
+        "--mask-type", "-t", rich_help_panel=_STYLE,
+        help="Template: surgical, n95, kn95, cloth, valved, duckbill, or random "
+             "(one drawn per face by --mix).")] = "random",
+    mix: Annotated[Optional[str], typer.Option(
+        rich_help_panel=_STYLE,
+        help="Template weights for random mode, e.g. surgical=0.4,cloth=0.3,n95=0.3 "
+             "(normalised; default: every template).")] = None,
+    colour: Annotated[Optional[str], typer.Option(
+        "--colour", "--color", rich_help_panel=_STYLE,
+        help="Palette name or #RRGGBB hex; default: a realistic random colour per mask.")] = None,
+    texture: Annotated[Optional[str], typer.Option(
+        rich_help_panel=_STYLE,
+        help="Texture: plain, weave, check, stripes, dots, floral, camouflage...; "
+             "default: random.")] = None,
+    texture_weight: Annotated[Optional[float], typer.Option(
+        rich_help_panel=_STYLE, min=0.0, max=1.0,
+        help="Blend of the texture over the colour (0-1); default: random.")] = None,
+    seed: Annotated[int, typer.Option(
+        rich_help_panel=_STYLE, min=0,
+        help="Seed: image i (sorted order) uses seed and i, so results do not depend on "
+             "--workers.")] = 0,
+    aligned: Annotated[bool, typer.Option(
+        "--aligned", rich_help_panel=_FACES,
+        help="Images are aligned face crops (like UTKFace): use the crop as the face box, no "
+             "detector, so no face is missed. The mode for aligned crops.")] = False,
+    detector: Annotated[Literal["hog", "cnn", "auto"], typer.Option(
+        rich_help_panel=_FACES,
+        help="Face detector: dlib HOG (fast), CNN (slow on CPU, finds more), or auto "
+             "(CNN only where HOG finds nothing).")] = "hog",
+    faces: Annotated[Literal["largest", "all"], typer.Option(
+        rich_help_panel=_FACES, help="Mask the largest face of each photo, or all faces.")
+    ] = "largest",
+    on_fail: Annotated[Literal["skip", "copy"], typer.Option(
+        rich_help_panel=_FACES,
+        help="Images without a usable face: leave them out, or copy them unmasked.")] = "skip",
+    save_masks: Annotated[bool, typer.Option(
+        "--save-masks", rich_help_panel=_RUN,
+        help="Also write a binary mask PNG per image to OUTPUT_DIR/_masks/<path>.png.")] = False,
+    preview: Annotated[int, typer.Option(
+        rich_help_panel=_RUN, min=0, max=256,
+        help="Write OUTPUT_DIR/preview.png, a contact sheet of N inputs beside their outputs.")
+    ] = 0,
+    workers: Annotated[Optional[int], typer.Option(
+        "--workers", "-w", rich_help_panel=_RUN, min=1,
+        help="Worker processes (default: all cores).")] = None,
+    limit: Annotated[Optional[int], typer.Option(
+        rich_help_panel=_RUN, min=1, help="Only the first N images in sorted order.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", rich_help_panel=_RUN,
+        help="Redo images whose output exists (default: skip them, so a rerun resumes).")
+    ] = False,
+    jpeg_quality: Annotated[int, typer.Option(
+        rich_help_panel=_RUN, min=1, max=100, help="JPEG/WebP output quality.")] = 95,
+    as_json: Annotated[bool, typer.Option(
+        "--json", rich_help_panel=_RUN, help="Print the summary as JSON on stdout.")] = False,
+) -> None:
+    """Overlay synthetic face masks on every photo in INPUT_DIR, writing to OUTPUT_DIR.
+
+    Faces and 68 landmarks come from dlib; each mask is warped onto the
+    landmarks. OUTPUT_DIR mirrors the input tree with the same file names and
+    formats. masks.csv lists every image (template, colour, texture, face box,
+    status); failures.csv the ones left unmasked, with the reason. Existing
+    outputs are skipped, so rerunning resumes an interrupted run.
+
+    Example:
+
+        maskmtl mask UTKFace/ masked/ --aligned --seed 1 --preview 16
+    """
+    from maskmtl_cli.masking.batch import run_mask
+    from maskmtl_cli.masking.config import MaskConfig, parse_mix_option
+
+    config = MaskConfig(
+        input_dir=input_dir, output_dir=output_dir, mask_type=mask_type,
+        mix=parse_mix_option(mix), colour=colour, texture=texture,
+        texture_weight=texture_weight, seed=seed, detector=detector, aligned=aligned,
+        faces=faces, on_fail=on_fail, save_masks=save_masks, overwrite=overwrite,
+        workers=workers, limit=limit, preview=preview, jpeg_quality=jpeg_quality,
+    )
+    with _progress_bar() as progress:
+        summary = run_mask(config, progress=progress)
+    _render_summary(summary)
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+
+
+class _progress_bar:
+    """Context manager: a rich bar on stderr with rate and ETA, fed by ``(done, total)`` calls."""
+
+    def __enter__(self):
+        from rich.progress import TextColumn
+
+        from maskmtl_cli.console import make_progress
+
+        self._bar = make_progress(TextColumn("{task.fields[rate]}"))
+        self._task = None
+        self._bar.__enter__()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if total == 0:
+            return
+        if self._task is None:
+            self._task = self._bar.add_task("masking", total=total, rate="")
+        speed = self._bar.tasks[self._task].speed
+        rate = f"{speed:.1f} img/s" if speed else ""
+        self._bar.update(self._task, completed=done, rate=rate)
+
+    def __exit__(self, *exc_info):
+        return self._bar.__exit__(*exc_info)
+
+
+def _render_summary(summary) -> None:
+    """Counts, failure reasons, rate and output paths on stderr."""
+    from maskmtl_cli.console import err_console
+
+    err_console.print(
+        f"[bold]{summary.masked}[/] masked, [bold]{summary.failed}[/] failed"
+        + (f" ({summary.copied} copied unmasked)" if summary.copied else "")
+        + f", {summary.skipped_existing} skipped (output exists)"
+        + f" of {summary.selected} images"
+        + (f" in {summary.processing_s:.1f} s, {summary.images_per_s:.1f} images/s with "
+           f"{summary.workers} worker{'s' if summary.workers != 1 else ''}"
+           if summary.processed else ""),
+        highlight=False,
+    )
+    for reason, count in summary.failures_by_reason.items():
+        err_console.print(f"  failed, {reason}: {count}", highlight=False)
+    if summary.ignored_files:
+        err_console.print(f"  {summary.ignored_files} non-image files ignored", highlight=False)
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False)
+    err_console.print(f"Records: {summary.masks_csv}", highlight=False, soft_wrap=True)
+    if summary.failed or summary.failures_by_reason:
+        err_console.print(f"Failures: {summary.failures_csv}", highlight=False, soft_wrap=True)
+    if summary.preview:
+        err_console.print(f"Preview: {summary.preview}", highlight=False, soft_wrap=True)

@@ -1,9 +1,81 @@
-"""`maskmtl predict` (placeholder until issue 6 lands)."""
+"""`maskmtl predict`: age, gender and ethnicity for every face in photos, masked or not."""
 
-from maskmtl_cli.cli.app import app, not_built_yet
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import typer
+
+from maskmtl_cli.cli.app import app, guarded
+
+_FACES = "Faces"
+_OUTPUT = "Output"
 
 
 @app.command("predict")
-def predict_command() -> None:
-    """Not built yet (issue 6)."""
-    not_built_yet("predict", "issue 6")
+@guarded
+def predict_command(
+    inputs: Annotated[list[Path], typer.Argument(
+        help="Photos, or folders searched recursively for .jpg/.jpeg/.png/.bmp/.webp/.tif.",
+        show_default=False)],
+    model: Annotated[Optional[Path], typer.Option(
+        "--model", "-m",
+        help="Run folder from `maskmtl train` (uses its best.keras) or a .keras file. "
+             "Default: the pretrained model shipped with maskmtl.")] = None,
+    detector: Annotated[Literal["mtcnn", "hog", "cnn"], typer.Option(
+        rich_help_panel=_FACES,
+        help="Face detector: MTCNN (finds masked faces), dlib HOG (fast, bare faces only) or "
+             "dlib CNN (slow on CPU).")] = "mtcnn",
+    aligned: Annotated[bool, typer.Option(
+        "--aligned", rich_help_panel=_FACES,
+        help="Inputs are already aligned face crops like UTKFace's: skip detection and "
+             "alignment, just resize.")] = False,
+    faces: Annotated[Literal["all", "largest"], typer.Option(
+        rich_help_panel=_FACES, help="Every face of a photo (left to right), or the largest.")
+    ] = "all",
+    min_face: Annotated[int, typer.Option(
+        rich_help_panel=_FACES, min=1,
+        help="Smallest face to find, in pixels; larger values are faster on big photos.")] = 20,
+    as_json: Annotated[bool, typer.Option(
+        "--json", rich_help_panel=_OUTPUT, help="Print a JSON list of faces on stdout.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", rich_help_panel=_OUTPUT, help="Print CSV (one row per face) on stdout.")] = False,
+    annotate: Annotated[Optional[Path], typer.Option(
+        rich_help_panel=_OUTPUT, help="Write copies of the photos with boxes and labels here.")
+    ] = None,
+    cam: Annotated[Optional[Path], typer.Option(
+        rich_help_panel=_OUTPUT,
+        help="Write Grad-CAM heatmaps over each aligned face here, one PNG per face and task.")
+    ] = None,
+    flip: Annotated[bool, typer.Option(
+        "--flip", help="Also predict on the mirrored face and average (slower, steadier).")
+    ] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit with code 3 when any photo has no face (default: exit 0).")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")] = 256,
+) -> None:
+    """Predict age, gender and ethnicity for every face in photos, masked or not.
+
+    Faces are found with MTCNN (robust to masks), aligned and cropped like the UTKFace training
+    images, then passed to the model. Results go to stdout as a table, --json or --csv;
+    unreadable files and photos without a face are reported on stderr. Exit codes: 0 done
+    (also when no face is found), 1 bad input or model, 2 usage error, 3 no face with --strict.
+
+    Example: maskmtl predict photo.jpg --model runs/train --annotate annotated/
+    """
+    if as_json and as_csv:
+        raise typer.BadParameter("Pass at most one of --json and --csv.", param_hint="--json")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from maskmtl_cli.prediction.render import print_result, progress_reporter
+    from maskmtl_cli.prediction.predict import PredictConfig, check_strict, run_predict
+
+    config = PredictConfig(inputs=tuple(inputs), model=model, detector=detector, aligned=aligned,
+                           faces=faces, min_face=min_face, flip=flip, strict=strict,
+                           batch_size=batch_size, annotate_dir=annotate, cam_dir=cam)
+    with progress_reporter() as progress:
+        result = run_predict(config, progress=progress)
+    print_result(result, "json" if as_json else "csv" if as_csv else "table")
+    check_strict(result, config)

@@ -1,9 +1,175 @@
-"""`maskmtl train` (placeholder until issue 4 lands)."""
+"""`maskmtl train`: train a MaskMTL multi-task model into a run folder."""
 
-from maskmtl_cli.cli.app import app, not_built_yet
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from maskmtl_cli.cli.app import app, guarded
+from maskmtl_cli.training.config import (
+    ARCHITECTURES,
+    BACKENDS,
+    LR_SCHEDULES,
+    PRESET_NAMES,
+    TASKS,
+    TrainConfig,
+)
+
+_D = TrainConfig()  # defaults, for the help text only
 
 
 @app.command("train")
-def train_command() -> None:
-    """Not built yet (issue 4)."""
-    not_built_yet("train", "issue 4")
+@guarded
+def train_command(
+    manifest: Annotated[Optional[Path], typer.Argument(
+        help="Manifest CSV from `maskmtl split` (or its folder). \\[default: manifest.csv]",
+        show_default=False)] = None,
+    arch: Annotated[Optional[str], typer.Option(
+        help=f"{' | '.join(ARCHITECTURES)}: hierarchical branches (the paper), hard sharing, "
+             f"or one encoder per task tied by --soft-l2. \\[default: {_D.arch}]")] = None,
+    nonlocal_block: Annotated[Optional[bool], typer.Option(
+        "--nonlocal/--no-nonlocal",
+        help="Add a non-local attention block after the encoder. \\[default: no-nonlocal]",
+        show_default=False)] = None,
+    tasks: Annotated[Optional[str], typer.Option(
+        help=f"Comma-separated subset of {','.join(TASKS)}. \\[default: all three]")] = None,
+    preset: Annotated[Optional[str], typer.Option(
+        help=f"Layer widths: {' | '.join(PRESET_NAMES)} (notebook = the released 13.2M "
+             f"model). \\[default: {_D.preset}]")] = None,
+    image_size: Annotated[Optional[int], typer.Option(
+        help=f"Input size in pixels. \\[default: {_D.image_size}]")] = None,
+    color: Annotated[Optional[str], typer.Option(
+        help=f"gray | rgb. \\[default: {_D.color_mode}]")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(
+        help=f"Training batch size. \\[default: {_D.batch_size}]")] = None,
+    epochs: Annotated[Optional[int], typer.Option(
+        help=f"Epochs in total (with --resume: raise it to train further). "
+             f"[default: {_D.epochs}]")] = None,
+    lr: Annotated[Optional[float], typer.Option(
+        help=f"Adam learning rate. \\[default: {_D.lr:g}]")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(
+        help=f"{' | '.join(LR_SCHEDULES)}. \\[default: {_D.lr_schedule}]")] = None,
+    early_stopping: Annotated[Optional[int], typer.Option(
+        help="Stop after N epochs without a better validation loss (0: off). "
+             "\\[default: 0]")] = None,
+    augment: Annotated[Optional[bool], typer.Option(
+        "--augment/--no-augment",
+        help="Random flip, shift and brightness while training. \\[default: no-augment]",
+        show_default=False)] = None,
+    loss_weights: Annotated[Optional[str], typer.Option(
+        help="Fixed task weights, e.g. age=0.1,gender=1,race=1 (age L1 is in years). "
+             "[default: age=0.1,gender=1,race=1]")] = None,
+    uncertainty_weighting: Annotated[Optional[bool], typer.Option(
+        "--uncertainty-weighting/--fixed-weights",
+        help="Learn the task weights (Kendall et al. 2018). \\[default: fixed-weights]",
+        show_default=False)] = None,
+    soft_l2: Annotated[Optional[float], typer.Option(
+        help="L2 penalty strength between per-task encoders (--arch soft). "
+             "\\[default: 1e-3]")] = None,
+    drop_missing: Annotated[Optional[bool], typer.Option(
+        "--drop-missing/--require-labels",
+        help="Leave out images without a label for a trained task instead of failing. "
+             "[default: require-labels]", show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(
+        help=f"Seed of weights, shuffling, dropout, augmentation. \\[default: {_D.seed}]")] = None,
+    backend: Annotated[Optional[str], typer.Option(
+        help=f"Keras backend: {' | '.join(BACKENDS)}. \\[default: $KERAS_BACKEND or tensorflow]")
+    ] = None,
+    mixed_precision: Annotated[Optional[bool], typer.Option(
+        "--mixed-precision/--no-mixed-precision",
+        help="bfloat16 compute. \\[default: on with a GPU]", show_default=False)] = None,
+    jit: Annotated[Optional[bool], typer.Option(
+        "--jit/--no-jit",
+        help="XLA / jit compilation. \\[default: on with JAX or a GPU]",
+        show_default=False)] = None,
+    steps_per_execution: Annotated[Optional[int], typer.Option(
+        help="Training steps per compiled call; raise on GPUs. \\[default: 1]")] = None,
+    eager: Annotated[Optional[bool], typer.Option(
+        "--eager", help="Run eagerly, without graph compilation: starts at once, each step is "
+                        "slower (debugging, smoke runs on tiny data).", show_default=False)
+    ] = None,
+    name: Annotated[Optional[str], typer.Option(
+        help="Run folder name. \\[default: train, train2, ...]")] = None,
+    project: Annotated[Optional[Path], typer.Option(
+        help=f"Folder of run folders. \\[default: {_D.project}]")] = None,
+    resume: Annotated[Optional[Path], typer.Option(
+        help="Continue an interrupted run folder (its saved options apply).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(
+        help="Image cache folder. \\[default: ~/.cache/maskmtl or $MASKMTL_CACHE_DIR]")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Draw the progress bar on stderr.")] = True,
+) -> None:
+    """Train a multi-task model (age, gender, ethnicity) and save it in a run folder.
+
+    Reads the train and val rows of a manifest written by `maskmtl split`, and writes
+    runs/train (then runs/train2, ...) with config.json, best.keras (best validation loss),
+    last.keras, history.csv, curves.png and summary.json. `eval` and `predict` use the newest
+    run by default.
+
+    Example: maskmtl train manifest.csv --arch hierarchical --nonlocal --epochs 40
+    """
+    from maskmtl_cli.console import err_console
+    from maskmtl_cli.training.loop import resume_config, train
+
+    options = {
+        "manifest": str(manifest) if manifest else None, "arch": arch,
+        "nonlocal_block": nonlocal_block, "tasks": tasks, "preset": preset,
+        "image_size": image_size, "color_mode": color, "batch_size": batch_size,
+        "epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "early_stopping": early_stopping,
+        "augment": augment, "loss_weights": loss_weights,
+        "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,
+        "drop_missing": drop_missing, "seed": seed, "backend": backend,
+        "mixed_precision": mixed_precision, "jit_compile": jit,
+        "steps_per_execution": steps_per_execution, "run_eagerly": eager, "name": name,
+        "project": str(project) if project else None,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+    }
+    given = {key: value for key, value in options.items() if value is not None}
+    if resume is not None:
+        ignored = sorted(set(given) - {"epochs", "backend"})
+        if ignored:
+            err_console.print(f"[yellow]--resume uses the run's saved options; ignoring: "
+                              f"{', '.join(ignored)}.[/]", highlight=False)
+        config = resume_config(resume, epochs=epochs, backend=backend)
+    else:
+        config = TrainConfig(**given)
+    result = train(config, resume=resume, show_progress=progress,
+                   log=lambda message: err_console.print(f"[yellow]{message}[/]", highlight=False))
+    _render(result.summary, json_output)
+
+
+def _render(summary: dict, json_output: bool) -> None:
+    """Print the run summary: JSON, or a short table for people (stdout)."""
+    if json_output:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    from rich.table import Table
+
+    from maskmtl_cli.console import out_console
+
+    table = Table(title=f"maskmtl train: {summary['run_dir']}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    table.add_row("status", f"{summary['status']} after {summary['epochs_run']} of "
+                            f"{summary['epochs_planned']} epochs")
+    table.add_row("model", f"{summary['arch']}{' + non-local' if summary['nonlocal'] else ''}, "
+                           f"preset {summary['preset']}, {summary['parameters']:,} parameters")
+    best = summary["best_val_metrics"]
+    metrics = []
+    if "val_age_mae" in best:
+        metrics.append(f"age MAE {best['val_age_mae']:.2f} years")
+    if "val_gender_acc" in best:
+        metrics.append(f"gender accuracy {best['val_gender_acc']:.1%}")
+    if "val_race_acc" in best:
+        metrics.append(f"ethnicity accuracy {best['val_race_acc']:.1%}")
+    table.add_row(f"best (epoch {summary['best_epoch']})", ", ".join(metrics) or "-")
+    speed = summary["images_per_second"]
+    table.add_row("speed", f"{speed:,.0f} images/s, {summary['wall_seconds']:.0f} s in total"
+                  if speed else f"{summary['wall_seconds']:.0f} s in total")
+    table.add_row("device",
+                  f"{summary['device']} ({summary['backend']}, {summary['dtype_policy']})")
+    table.add_row("model file", str(Path(summary["run_dir"]) / "best.keras"))
+    out_console.print(table)

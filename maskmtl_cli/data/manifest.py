@@ -126,10 +126,42 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
         rows.append((str(path.resolve()), relative, age, gender, race, digest, note))
 
     table = pd.DataFrame(rows, columns=["path", "filename", "age", "gender", "race", "sha1", "note"])
+    table["group_key"] = source_hashes(root, table["filename"].tolist(), table["sha1"].tolist())
     table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")
     for column in ("gender", "race"):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
     return ScanResult(table=table, skipped=skipped, lenient=lenient, ignored_files=ignored)
+
+
+def source_hashes(root: Path, relatives: list[str], own_hashes: list[str]) -> list[str]:
+    """Content hashes to group duplicates by: a masked copy's source photo's, else its own.
+
+    ``maskmtl mask`` gives byte-identical photos different masks, so the masked copies no longer
+    match. When ``root`` holds a ``maskmtl mask`` output (masks.csv + mask_config.json) and the
+    source folder is still there, copies are grouped by their sources' hashes, so duplicates of
+    one photo stay in one split. Files whose source cannot be read keep their own hash.
+    """
+    import json
+
+    import pandas as pd
+
+    records, config = root / "masks.csv", root / "mask_config.json"
+    if not (records.is_file() and config.is_file()):
+        return list(own_hashes)
+    try:
+        source_dir = Path(json.loads(config.read_text())["input_dir"])
+        table = pd.read_csv(records, usecols=["source", "output"], dtype=str).dropna()
+    except (OSError, ValueError, KeyError):
+        return list(own_hashes)
+    source_of = dict(zip(table["output"], table["source"]))
+    keys = []
+    for relative, own in zip(relatives, own_hashes):
+        source = source_dir / source_of[relative] if relative in source_of else None
+        try:
+            keys.append(hashlib.sha1(source.read_bytes()).hexdigest() if source else own)
+        except OSError:
+            keys.append(own)
+    return keys
 
 
 def write_manifest(table, path: Path, overwrite: bool = False) -> Path:

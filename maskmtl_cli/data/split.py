@@ -78,12 +78,14 @@ def age_band(age: float) -> str:
 
 
 def group_duplicates(table, keep_duplicates: bool, keep_conflicts: bool):
-    """Add a ``group`` column (one id per content hash) and drop copies/conflicts as configured.
+    """Add a ``group`` column (one id per content hash, ``group_key`` when present, see
+    ``manifest.source_hashes``) and drop copies/conflicts as configured.
 
     Returns (table, number of duplicate groups, files removed, list of conflicting groups).
     """
     table = table.copy()
-    table["group"] = table.groupby("sha1", sort=False).ngroup()
+    key = "group_key" if "group_key" in table.columns else "sha1"
+    table["group"] = table.groupby(key, sort=False).ngroup()
     sizes = table.groupby("group")["group"].transform("size")
     multi = table[sizes > 1]
     conflicts: list[list[str]] = []
@@ -118,7 +120,8 @@ def stratified_assign(table, names: tuple[str, ...], ratios, seed: int) -> np.nd
     stratum is spread over the splits, small ones included.
     """
     rng = np.random.default_rng(seed)
-    firsts = table.drop_duplicates("group").sort_values("sha1")
+    firsts = table.drop_duplicates("group").sort_values(
+        "group_key" if "group_key" in table.columns else "sha1")
     keys = _stratum_keys(firsts)
     group_ids = firsts["group"].to_numpy()
     ratios = np.asarray(ratios, dtype=float)

@@ -31,6 +31,7 @@ class NonLocalBlock(keras.layers.Layer):
             block starts as the identity. Without it ``W_z`` itself is initialised to zero.
         subsample: Max-pool phi and g by 2x2 before the attention (the paper's cheaper
             variant); cuts the attention cost by 4.
+        bn_momentum: Momentum of the batch normalisation's moving statistics.
         **kwargs: Standard layer arguments (``name``, ``dtype``, ...).
 
     Call arguments:
@@ -52,12 +53,14 @@ class NonLocalBlock(keras.layers.Layer):
         inter_channels: int | None = None,
         use_batch_norm: bool = True,
         subsample: bool = False,
+        bn_momentum: float = 0.99,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.inter_channels = inter_channels
         self.use_batch_norm = use_batch_norm
         self.subsample = subsample
+        self.bn_momentum = bn_momentum
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -84,7 +87,10 @@ class NonLocalBlock(keras.layers.Layer):
         self.w_z.build(tuple(input_shape[:-1]) + (inner,))
         if self.use_batch_norm:
             self.batch_norm = layers.BatchNormalization(
-                gamma_initializer="zeros", name="w_z_bn", dtype=self.dtype_policy
+                momentum=self.bn_momentum,
+                gamma_initializer="zeros",
+                name="w_z_bn",
+                dtype=self.dtype_policy,
             )
             self.batch_norm.build(input_shape)
         if self.subsample:
@@ -122,6 +128,7 @@ class NonLocalBlock(keras.layers.Layer):
                 "inter_channels": self.inter_channels,
                 "use_batch_norm": self.use_batch_norm,
                 "subsample": self.subsample,
+                "bn_momentum": self.bn_momentum,
             }
         )
         return config

@@ -65,17 +65,24 @@ def headline_table(metrics: dict[str, Any]) -> TableSpec:
     for name, value in metrics["headline"].items():
         digits = metric_digits(name)
         interval = intervals.get(name)
-        ci = f"[{fmt(interval['low'], digits)}, {fmt(interval['high'], digits)}]" if interval else "–"
-        task = name.split("_")[0]
+        ci = (f"[{fmt(interval['low'], digits)}, {fmt(interval['high'], digits)}]"
+              if interval else "–")
+        task, metric = name.split("_", 1)
         source = metrics["age"] if task == "age" else metrics["classification"][task]
-        rows.append((metric_label(name, metrics), fmt(value, digits), ci, str(source["n"])))
+        baseline = (source.get("constant_baseline", {}).get(metric) if task == "age"
+                    else source.get("majority_accuracy") if metric == "accuracy" else None)
+        rows.append((metric_label(name, metrics), fmt(value, digits), ci,
+                     fmt(baseline, digits), str(source["n"])))
     note = (f"Percentile bootstrap over faces, {options.get('bootstrap')} resamples, seed "
             f"{options.get('seed')}." if intervals else "No bootstrap intervals (--bootstrap 0).")
+    note += (" Constant: the best constant guess on these faces (majority class; median or "
+             "mean true age).")
     skipped = metrics.get("skipped", {})
     if skipped:
         note += " Not scored: " + "; ".join(f"{TASK_TITLES[t].lower()} ({why})"
                                            for t, why in skipped.items()) + "."
-    return TableSpec("Headline metrics", ("Metric", "Value", confidence, "Faces"), tuple(rows), note)
+    return TableSpec("Headline metrics", ("Metric", "Value", confidence, "Constant", "Faces"),
+                     tuple(rows), note)
 
 
 def paper_table(metrics: dict[str, Any]) -> TableSpec:
@@ -103,7 +110,8 @@ def class_table(metrics: dict[str, Any], task: str) -> TableSpec:
         rows.append((f"{average} average", fmt(scores[f"{average}_precision"]),
                      fmt(scores[f"{average}_recall"]), fmt(scores[f"{average}_f1"]),
                      str(scores["n"])))
-    return TableSpec(f"{TASK_TITLES[task]}: accuracy {fmt(scores['accuracy'])} on {scores['n']} faces",
+    return TableSpec(f"{TASK_TITLES[task]}: accuracy {fmt(scores['accuracy'])} on "
+                     f"{scores['n']} faces",
                      ("Class", "Precision", "Recall", "F1", "Support"), tuple(rows))
 
 
@@ -112,11 +120,10 @@ def confusion_table(metrics: dict[str, Any], task: str, normalized: bool = False
     scores = metrics["classification"][task]
     matrix = scores["confusion_normalized" if normalized else "confusion"]
     cells = (lambda v: f"{v:.3f}") if normalized else str
-    rows = tuple((f"true {name}", *(cells(v) for v in row))
-                 for name, row in zip(scores["classes"], matrix))
-    kind = "row-normalised (recall on the diagonal)" if normalized else "counts"
-    return TableSpec(f"{TASK_TITLES[task]} confusion matrix, {kind}",
-                     ("", *(f"pred. {name}" for name in scores["classes"])), rows)
+    rows = tuple((name, *(cells(v) for v in row)) for name, row in zip(scores["classes"], matrix))
+    kind = "row-normalised, recall on the diagonal" if normalized else "counts"
+    return TableSpec(f"{TASK_TITLES[task]} confusion matrix ({kind})",
+                     ("true ↓ predicted →", *scores["classes"]), rows)
 
 
 def age_band_table(metrics: dict[str, Any]) -> TableSpec:
@@ -141,8 +148,8 @@ def fairness_tables(metrics: dict[str, Any]) -> list[TableSpec]:
     unranked = fairness.get("unranked", [])
     note = (f"Groups with fewer than {fairness['min_group_size']} faces are not ranked: "
             + ", ".join(unranked) + "." if unranked else "")
-    groups = TableSpec(f"Per group ({' x '.join(TASK_TITLES[t].lower() for t in fairness['group_by'])}"
-                       " of the true labels)",
+    grouping = " x ".join(TASK_TITLES[task].lower() for task in fairness["group_by"])
+    groups = TableSpec(f"Per group ({grouping} of the true labels)",
                        ("Group", "Faces", *(GROUP_COLUMNS[name] for name in names)), rows, note)
     summary_rows = []
     for name, entry in fairness["summary"].items():
@@ -175,7 +182,7 @@ def to_rich(spec: TableSpec):
     table = Table(title=spec.title, title_justify="left", caption=spec.note or None,
                   caption_justify="left")
     for index, column in enumerate(spec.columns):
-        table.add_column(column, justify="left" if index == 0 else "right")
+        table.add_column(column, justify="left" if index == 0 else "right", no_wrap=index == 0)
     for row in spec.rows:
         table.add_row(*row)
     return table
@@ -184,7 +191,7 @@ def to_rich(spec: TableSpec):
 def to_markdown(spec: TableSpec, heading_level: int = 3) -> str:
     """A Markdown section: heading, pipe table and the note in italics."""
     def escape(cell: str) -> str:
-        return cell.replace("|", "\\|")
+        return cell.replace("|", "\\|").replace("\n", "<br>")
 
     lines = [f"{'#' * heading_level} {spec.title}", "",
              "| " + " | ".join(escape(c) for c in spec.columns) + " |",
@@ -196,11 +203,13 @@ def to_markdown(spec: TableSpec, heading_level: int = 3) -> str:
 
 
 def render_evaluation(metrics: dict[str, Any], json_output: bool = False) -> None:
-    """Print an evaluation: every table on stdout, or the metrics JSON alone with ``json_output``."""
+    """Print every table of an evaluation on stdout, or only the metrics JSON (``json_output``)."""
     if json_output:
         import json
 
-        print(json.dumps(metrics, indent=2))
+        from maskmtl_cli.reports.report import json_ready
+
+        print(json.dumps(json_ready(metrics), indent=2, allow_nan=False))
         return
     from maskmtl_cli.console import out_console
 

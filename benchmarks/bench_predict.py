@@ -1,0 +1,186 @@
+"""Speed of `maskmtl predict`: one photo cold, where that time goes, and warm throughput.
+
+Prints four measurements (record them in docs/predict.md with the machine and its load):
+
+1. cold: wall time of ``maskmtl predict tests/data/astronaut.jpg --model M`` in a fresh process
+   (process start to printed result), median and min over ``--cold-runs`` runs;
+2. cold breakdown: the same steps timed one by one inside a fresh process;
+3. warm throughput on aligned crops: ``run_predict(..., aligned=True)`` over ``--crops``
+   200x200 JPEG face crops (decode, resize, batched forward pass), model already loaded;
+   plus the forward pass alone (``predict_arrays`` on in-memory 48x48 inputs);
+4. warm photos: ``predict_image`` on the 512x512 astronaut photo (MTCNN, align, predict).
+
+Without ``--model`` the default architecture of ``maskmtl train`` is built untrained (hierarchical,
+preset compact, 48x48 grayscale; ``--nonlocal`` adds the non-local block): the same compute as a
+trained model of that shape. Crops are made from the public-domain astronaut photo (shifted,
+brightness-jittered copies of its aligned face); nothing is read from the UTKFace data.
+
+Usage (from the repository root):
+
+    TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_predict.py [--model M] [--crops 2048]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "tests" / "data" / "astronaut.jpg"
+
+#: Run in a fresh interpreter: the cold path of `maskmtl predict`, one step at a time.
+BREAKDOWN_PROBE = r"""
+import json, sys, time
+start = time.perf_counter()
+steps, last = {}, start
+def lap(name):
+    global last
+    now = time.perf_counter(); steps[name] = round(now - last, 3); last = now
+from maskmtl_cli.cli import app; lap("python + CLI modules")
+import numpy, PIL.Image, cv2; lap("numpy, Pillow, OpenCV")
+import tensorflow; lap("import tensorflow (+ keras)")
+from maskmtl_cli.inference import load_model, input_spec, predict_arrays
+model = load_model(sys.argv[1]); lap("load .keras model")
+from maskmtl_cli.prediction.detection import get_detector
+detector = get_detector("mtcnn"); lap("build MTCNN")
+from maskmtl_cli.prediction.predict import read_image, face_crops
+from maskmtl_cli.prediction.alignment import to_model_input
+photo = read_image(sys.argv[2]); lap("read photo")
+pairs = face_crops(photo, "mtcnn"); lap("first detection + alignment")
+size, mode = input_spec(model)
+inputs = numpy.stack([to_model_input(crop, size, mode) for _, crop in pairs])
+predict_arrays(model, inputs); lap("first forward pass")
+face_crops(photo, "mtcnn"); lap("(second detection, for comparison)")
+predict_arrays(model, inputs); lap("(second forward pass, for comparison)")
+print(json.dumps(steps))
+"""
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, help="A .keras file or run folder.")
+    parser.add_argument("--nonlocal", dest="nonlocal_block", action="store_true",
+                        help="Without --model: build the network with the non-local block.")
+    parser.add_argument("--crops", type=int, default=2048, help="Aligned crops to predict.")
+    parser.add_argument("--repeats", type=int, default=3, help="Timed repeats of warm runs.")
+    parser.add_argument("--cold-runs", type=int, default=3, help="Cold process runs.")
+    parser.add_argument("--batch-size", type=int, default=256)
+    return parser.parse_args()
+
+
+def build_default_model(folder: Path, nonlocal_block: bool) -> Path:
+    from maskmtl_cli.models import build_network, count_parameters
+
+    model = build_network(arch="hierarchical", preset="compact", image_size=48,
+                          color_mode="gray", nonlocal_block=nonlocal_block)
+    path = folder / "compact.keras"
+    model.save(path)
+    print(f"model: untrained hierarchical/compact 48x48 gray"
+          f"{' + non-local' if nonlocal_block else ''}, "
+          f"{count_parameters(model)['total']:,} parameters")
+    return path
+
+
+def cold(model: Path, runs: int) -> None:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, "-m", "maskmtl_cli", "predict", str(ASTRONAUT), "--model",
+               str(model)]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO)
+        times.append(time.perf_counter() - start)
+    print(f"\n1. cold, one photo ({' '.join(['maskmtl', *command[3:]])}):")
+    print(f"   median {statistics.median(times):.2f} s, min {min(times):.2f} s over {runs} runs")
+    probe = subprocess.run([sys.executable, "-c", BREAKDOWN_PROBE, str(model), str(ASTRONAUT)],
+                           check=True, capture_output=True, text=True, env=env, cwd=REPO)
+    steps = json.loads(probe.stdout.strip().splitlines()[-1])
+    print("\n2. cold breakdown (one fresh process):")
+    for name, seconds in steps.items():
+        print(f"   {name:<40} {seconds:6.2f} s")
+
+
+def make_crops(folder: Path, count: int) -> None:
+    """Aligned 200x200 crops of the astronaut, jittered so every file differs."""
+    import numpy as np
+    from PIL import Image
+
+    from maskmtl_cli.prediction.alignment import align_face
+    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.prediction.predict import read_image
+
+    photo = read_image(ASTRONAUT)
+    face = max(get_detector("mtcnn").detect(photo), key=lambda f: f.area)
+    base = align_face(photo, face).astype(np.float32)
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        shift = rng.integers(-6, 7, size=2)
+        crop = np.roll(base, tuple(shift), axis=(0, 1)) * rng.uniform(0.8, 1.2)
+        Image.fromarray(np.clip(crop, 0, 255).astype(np.uint8)).save(
+            folder / f"crop_{index:05d}.jpg", quality=90)
+
+
+def warm(model_path: Path, crops: int, repeats: int, batch_size: int) -> None:
+    import numpy as np
+
+    from maskmtl_cli.inference import input_spec, load_model, predict_arrays
+    from maskmtl_cli.prediction.predict import PredictConfig, predict_image, read_image, run_predict
+
+    model = load_model(model_path)
+    with tempfile.TemporaryDirectory() as folder:
+        make_crops(Path(folder), crops)
+        config = PredictConfig(inputs=(Path(folder),), model=model_path, aligned=True,
+                               batch_size=batch_size)
+        run_predict(config, model=model)  # warm-up: graph tracing, file cache
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            result = run_predict(config, model=model)
+            rates.append(len(result.records) / (time.perf_counter() - start))
+    print(f"\n3. warm, aligned crops ({crops} 200x200 JPEGs, --aligned, batch {batch_size}):")
+    print(f"   end to end (decode + resize + predict): median {statistics.median(rates):.0f}, "
+          f"best {max(rates):.0f} faces/s over {repeats} runs")
+    size, mode = input_spec(model)
+    inputs = np.random.default_rng(0).integers(0, 256, (crops, size, size, 1 if mode == "gray"
+                                                         else 3), dtype=np.uint8)
+    predict_arrays(model, inputs[:batch_size], batch_size=batch_size)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict_arrays(model, inputs, batch_size=batch_size)
+        rates.append(crops / (time.perf_counter() - start))
+    print(f"   forward pass only ({size}x{size} {mode}): median {statistics.median(rates):.0f}, "
+          f"best {max(rates):.0f} faces/s")
+    photo = read_image(ASTRONAUT)
+    predict_image(photo, model)
+    times = []
+    for _ in range(max(5, repeats)):
+        start = time.perf_counter()
+        predict_image(photo, model)
+        times.append(time.perf_counter() - start)
+    print(f"\n4. warm, one 512x512 photo (MTCNN + align + predict): median "
+          f"{statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms "
+          f"({1 / statistics.median(times):.1f} photos/s)")
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = parse_args()
+    print(f"cpus: {os.cpu_count()}, load average at start: "
+          f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or build_default_model(Path(folder), args.nonlocal_block)
+        cold(model, args.cold_runs)
+        warm(model, args.crops, args.repeats, args.batch_size)
+    print(f"\nload average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Rebuild the MaskMTL Table 1 comparison on UTKFace with maskmtl's own commands.
+#
+#   bash benchmarks/reproduce_table1.sh [WORK_DIR]
+#
+# Environment: DATA (utkface64 folder), PARTS (parts.csv), EPOCHS (per row, default 15),
+# ROWS (space-separated subset of the row names below), SEED (default 0).
+# Each finished step is skipped on a rerun, so the script resumes after an interruption.
+# Results: WORK_DIR/runs/<row>/eval/metrics.json and WORK_DIR/table1.md (maskmtl eval --compare).
+set -euo pipefail
+WORK=${1:-table1}
+DATA=${DATA:-../shared/data/utkface64}
+PARTS=${PARTS:-../shared/data/utkface_meta/parts.csv}
+EPOCHS=${EPOCHS:-15}
+SEED=${SEED:-0}
+ROWS=${ROWS:-"hier-nl hier hard hier-nl-unmasked age-only gender-only race-only soft notebook"}
+MASKMTL=${MASKMTL:-maskmtl}
+export TF_CPP_MIN_LOG_LEVEL=3
+mkdir -p "$WORK"
+cd "$WORK"
+
+# 1. masks (random mode: mixed templates, colours, textures) and the paper's split protocol
+[ -f masked/masks.csv ] || $MASKMTL mask "$DATA" masked --aligned --seed "$SEED" --json > mask.json
+[ -f manifest_masked.csv ] || $MASKMTL split masked -o manifest_masked.csv --strategy parts \
+    --parts "$PARTS" --seed "$SEED" --json > split_masked.json
+[ -f manifest_unmasked.csv ] || $MASKMTL split "$DATA" -o manifest_unmasked.csv --strategy parts \
+    --parts "$PARTS" --seed "$SEED" --json > split_unmasked.json
+
+COMMON="--color rgb --image-size 48 --batch-size 64 --epochs $EPOCHS --lr-schedule cosine --augment --seed $SEED"
+row_args() {
+  case "$1" in
+    hier-nl)          echo "manifest_masked.csv --arch hierarchical --nonlocal $COMMON" ;;
+    hier)             echo "manifest_masked.csv --arch hierarchical --no-nonlocal $COMMON" ;;
+    hard)             echo "manifest_masked.csv --arch hard --no-nonlocal $COMMON" ;;
+    soft)             echo "manifest_masked.csv --arch soft --no-nonlocal $COMMON" ;;
+    hier-nl-unmasked) echo "manifest_unmasked.csv --arch hierarchical --nonlocal $COMMON" ;;
+    age-only)         echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks age $COMMON" ;;
+    gender-only)      echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks gender $COMMON" ;;
+    race-only)        echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks race $COMMON" ;;
+    notebook)         echo "manifest_masked.csv --arch hierarchical --preset notebook --color gray --image-size 48 --batch-size 32 --epochs $EPOCHS --seed $SEED" ;;
+    *) echo "unknown row $1" >&2; exit 2 ;;
+  esac
+}
+
+# 2. one training run and one evaluation per row
+for row in $ROWS; do
+  if [ ! -f "runs/$row/summary.json" ] || ! grep -q '"status": "finished"' "runs/$row/summary.json"; then
+    if [ -d "runs/$row" ]; then
+      $MASKMTL train --resume "runs/$row" --epochs "$EPOCHS" 2> "train-$row.log"
+    else
+      # shellcheck disable=SC2046
+      $MASKMTL train $(row_args "$row") --project runs --name "$row" 2> "train-$row.log"
+    fi
+  fi
+  [ -f "runs/$row/eval/metrics.json" ] || $MASKMTL eval "runs/$row" --report --split test \
+      > "eval-$row.txt" 2> "eval-$row.log"
+done
+
+# 3. the table
+$MASKMTL eval --compare $(for row in $ROWS; do echo "runs/$row"; done) -o compare > table1.md
+cat table1.md

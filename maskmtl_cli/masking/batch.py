@@ -1,0 +1,404 @@
+"""The ``maskmtl mask`` batch runner: find images, mask them in worker processes, record results.
+
+Layout of an output folder::
+
+    OUTPUT_DIR/
+      <the input tree, same names and formats, masked>
+      _masks/<relative path>.png   binary masks (255 = covered), with --save-masks
+      masks.csv                    one row per image: source, output, style, face box, status
+      failures.csv                 the images that got no mask, with the reason
+      mask_config.json             the settings of the latest run
+      preview.png                  contact sheet, with --preview N
+
+Determinism: image ``i`` of the sorted input list draws every random choice from
+``numpy.random.default_rng([seed, i])``, so outputs are byte-identical whatever ``--workers``.
+Workers receive paths, never pixels; the detector and predictor are loaded once in the parent and
+inherited by the forked workers (or loaded by each worker's initializer where fork is missing).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from maskmtl_cli.errors import InputError
+from maskmtl_cli.masking.config import MaskConfig
+from maskmtl_cli.masking.io import IMAGE_SUFFIXES, remove_temp_files, write_atomic
+from maskmtl_cli.masking.records import (
+    CONFIG_JSON,
+    COPIED,
+    FAILURES_CSV,
+    MASKED,
+    MASKS_CSV,
+    existing_record,
+    read_records,
+    settings_warnings,
+    write_tables,
+)
+from maskmtl_cli.masking.worker import (
+    MASKS_DIR,
+    STAGES,
+    MaskWorker,
+    init_worker,
+    mask_path_for,
+    run_chunk,
+)
+
+PREVIEW_PNG = "preview.png"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class MaskSummary:
+    """What a mask run did; ``to_dict()`` is the ``--json`` output."""
+
+    input_dir: str
+    output_dir: str
+    images_found: int
+    ignored_files: int
+    selected: int
+    processed: int = 0
+    masked: int = 0
+    failed: int = 0
+    copied: int = 0
+    skipped_existing: int = 0
+    faces_masked: int = 0
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    workers: int = 0
+    model_load_s: float = 0.0
+    processing_s: float = 0.0
+    elapsed_s: float = 0.0
+    images_per_s: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=dict)
+    masks_csv: str = ""
+    failures_csv: str = ""
+    masks_dir: str | None = None
+    preview: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
+    """Validate the two folders; returns them resolved.
+
+    Raises:
+        InputError: The input is missing or not a folder, the output is a file, or one folder
+            lies inside the other.
+    """
+    if not input_dir.exists():
+        raise InputError(f"Input folder {input_dir} does not exist.")
+    if not input_dir.is_dir():
+        raise InputError(f"{input_dir} is a file: pass the folder that holds the images.")
+    input_root = input_dir.resolve()
+    output_root = output_dir.resolve()
+    if output_root == input_root or output_root.is_relative_to(input_root):
+        raise InputError(
+            f"Output folder {output_dir} is inside the input folder {input_dir}: the masked "
+            "images would mix with the originals. Choose an output folder outside it."
+        )
+    if input_root.is_relative_to(output_root):
+        raise InputError(
+            f"Input folder {input_dir} is inside the output folder {output_dir}. "
+            "Choose an output folder that does not contain the input."
+        )
+    if output_root.exists() and not output_root.is_dir():
+        raise InputError(f"Output path {output_dir} is a file; pass a folder.")
+    return input_root, output_root
+
+
+def discover_images(root: Path) -> tuple[list[str], int]:
+    """Image files under ``root`` as sorted relative POSIX paths, and the count of other files.
+
+    Hidden files and folders (names starting with a dot) are skipped; folder links are not
+    followed.
+    """
+    images: list[str] = []
+    ignored = 0
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        relative = Path(folder).relative_to(root)
+        for name in files:
+            if name.startswith("."):
+                continue
+            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                images.append((relative / name).as_posix())
+            else:
+                ignored += 1
+    images.sort()
+    return images, ignored
+
+
+def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> MaskSummary:
+    """Mask every image under ``config.input_dir`` into ``config.output_dir``.
+
+    Args:
+        config: The run's settings.
+        progress: Called as ``progress(done, total)`` after each processed image (and once with
+            ``done=0``); total excludes outputs skipped because they already exist.
+
+    Returns:
+        Counts, timings and the paths of the written tables.
+
+    Raises:
+        InputError: Bad folders, no images found, or a name that clashes with an output file.
+        KeyboardInterrupt: After terminating the workers, removing temporary files and saving
+            masks.csv for the finished images.
+    """
+    started = time.perf_counter()
+    input_root, output_root = check_folders(config.input_dir, config.output_dir)
+    sources, ignored = discover_images(input_root)
+    if not sources:
+        raise InputError(
+            f"No images found in {config.input_dir} (searched subfolders for "
+            f"{', '.join(IMAGE_SUFFIXES)}). Check the folder, or point at the one with the photos."
+        )
+    summary = MaskSummary(
+        input_dir=str(input_root), output_dir=str(output_root), images_found=len(sources),
+        ignored_files=ignored, selected=0,
+    )
+    if config.limit is not None:
+        sources = sources[: config.limit]
+    summary.selected = len(sources)
+    _check_reserved_names(sources, config)
+    output_root.mkdir(parents=True, exist_ok=True)
+
+    previous = read_records(output_root / MASKS_CSV)
+    tasks: list[tuple[int, str]] = []
+    kept: list[dict] = []
+    for index, source in enumerate(sources):
+        old = previous.get(source)
+        if not config.overwrite and _is_done(output_root, source, config, old):
+            kept.append(old or existing_record(index, source))
+        else:
+            tasks.append((index, source))
+    summary.skipped_existing = len(kept)
+    summary.warnings.extend(
+        settings_warnings(output_root / CONFIG_JSON, config.style_settings(), len(kept))
+    )
+    if tasks or not (output_root / CONFIG_JSON).exists():
+        write_atomic(output_root / CONFIG_JSON, json.dumps(config.to_dict(), indent=2).encode())
+
+    folders = _output_folders(output_root, sources, config.save_masks)
+    remove_temp_files(folders)
+    records: list[dict] = []
+    try:
+        _execute(tasks, config, records, progress, summary)
+    except KeyboardInterrupt:
+        remove_temp_files(folders)
+        write_tables(output_root, previous, kept, records)
+        raise
+    remove_temp_files(folders)
+    table = write_tables(output_root, previous, kept, records)
+
+    _count(summary, records)
+    summary.masks_csv = str(output_root / MASKS_CSV)
+    summary.failures_csv = str(output_root / FAILURES_CSV)
+    if config.save_masks:
+        summary.masks_dir = str(output_root / MASKS_DIR)
+    if config.preview:
+        selected = set(sources)
+        rows = [row for row in table if row["source"] in selected]
+        summary.preview = _write_preview(input_root, output_root, rows, config.preview)
+    summary.elapsed_s = time.perf_counter() - started
+    return summary
+
+
+def _execute(
+    tasks: list[tuple[int, str]],
+    config: MaskConfig,
+    records: list[dict],
+    progress: ProgressCallback | None,
+    summary: MaskSummary,
+) -> None:
+    """Process ``tasks`` and append their records in task order."""
+    total = len(tasks)
+    if progress is not None:
+        progress(0, total)
+    if not total:
+        return
+    workers = max(1, min(config.workers or available_cores(), total))
+    summary.workers = workers
+    load_started = time.perf_counter()
+    worker = MaskWorker(config)
+    worker.landmarker.load()  # in the parent: forked workers inherit the loaded models
+    summary.model_load_s = time.perf_counter() - load_started
+
+    started = time.perf_counter()
+    if workers == 1:
+        import cv2
+
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)
+        try:
+            for task in tasks:
+                records.append(worker.process(task))
+                if progress is not None:
+                    progress(len(records), total)
+        finally:
+            cv2.setNumThreads(threads)
+    else:
+        _run_pool(tasks, config, workers, records, progress)
+    summary.processing_s = time.perf_counter() - started
+
+
+class _Feeder:
+    """Hands chunks of tasks to the pool, at most ``window`` in flight, and can stop early."""
+
+    def __init__(self, tasks: list[tuple[int, str]], chunk: int, window: int) -> None:
+        self._chunks = [tasks[start:start + chunk] for start in range(0, len(tasks), chunk)]
+        self._slots = threading.Semaphore(window)
+        self._stopped = False
+
+    def __iter__(self):
+        for chunk in self._chunks:
+            self._slots.acquire()
+            if self._stopped:
+                return
+            yield chunk
+
+    def finished_one(self) -> None:
+        self._slots.release()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._slots.release()
+
+
+def _run_pool(
+    tasks: list[tuple[int, str]],
+    config: MaskConfig,
+    workers: int,
+    records: list[dict],
+    progress: ProgressCallback | None,
+) -> None:
+    """Mask in ``workers`` processes; on Ctrl-C, finish the images in flight, then re-raise."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    # Chunks amortise the inter-process overhead. imap runs with chunksize=1 on purpose: with
+    # larger ones it returns a generator that dies on Ctrl-C, losing the images in flight.
+    chunk = max(1, min(8, len(tasks) // (workers * 16)))
+    feeder = _Feeder(tasks, chunk, window=workers * 3)
+    pool = context.Pool(workers, initializer=init_worker, initargs=(config,))
+
+    def collect(results) -> None:
+        for chunk_records in results:
+            records.extend(chunk_records)
+            feeder.finished_one()
+            if progress is not None:
+                progress(len(records), len(tasks))
+
+    try:
+        results = pool.imap(run_chunk, feeder)
+        try:
+            collect(results)
+        except KeyboardInterrupt:
+            feeder.stop()  # no new tasks; the records of images in flight still arrive
+            collect(results)
+            raise
+        pool.close()
+    except BaseException:
+        feeder.stop()  # unblocks the pool's task thread so terminate() can join it
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _count(summary: MaskSummary, records: list[dict]) -> None:
+    reasons: Counter[str] = Counter()
+    stage_totals = dict.fromkeys(STAGES, 0.0)
+    for record in records:
+        timings = record.pop("_timings", {})
+        for stage in STAGES:
+            stage_totals[stage] += timings.get(stage, 0.0)
+        if record["status"] == MASKED:
+            summary.masked += 1
+            summary.faces_masked += int(record["faces"] or 0)
+        else:
+            summary.failed += 1
+            reasons[record["reason"]] += 1
+            if record["status"] == COPIED:
+                summary.copied += 1
+    summary.processed = len(records)
+    summary.failures_by_reason = dict(sorted(reasons.items()))
+    if records:
+        summary.stage_ms = {
+            stage: 1000.0 * seconds / len(records) for stage, seconds in stage_totals.items()
+        }
+    if summary.processing_s > 0:
+        summary.images_per_s = summary.processed / summary.processing_s
+
+
+def _check_reserved_names(sources: list[str], config: MaskConfig) -> None:
+    for source in sources:
+        if config.save_masks and source.split("/", 1)[0] == MASKS_DIR:
+            raise InputError(
+                f"The input holds a top-level {MASKS_DIR}/ folder ({source}), where --save-masks "
+                "writes the binary masks. Rename that folder or drop --save-masks."
+            )
+        if config.preview and source == PREVIEW_PNG:
+            raise InputError(
+                f"The input holds a top-level {PREVIEW_PNG}, the name --preview writes. "
+                "Rename that file or drop --preview."
+            )
+
+
+def _is_done(output_root: Path, source: str, config: MaskConfig, old: dict | None) -> bool:
+    if not (output_root / source).is_file():
+        return False
+    if not config.save_masks or (old is not None and old.get("status") == COPIED):
+        return True
+    return (output_root / mask_path_for(source)).is_file()
+
+
+def _output_folders(output_root: Path, sources: list[str], save_masks: bool) -> list[Path]:
+    parents = sorted({os.path.dirname(source) for source in sources})
+    folders = [output_root / parent for parent in parents]
+    if save_masks:
+        folders += [output_root / MASKS_DIR / parent for parent in parents]
+    return folders
+
+
+def _write_preview(input_root: Path, output_root: Path, rows: list[dict], count: int) -> str | None:
+    """Contact sheet of ``count`` masked images spread evenly over ``rows``."""
+    import cv2
+
+    from maskmtl_cli.masking.io import encode_png, read_image
+    from maskmtl_cli.masking.preview import contact_sheet
+
+    masked = [row for row in rows if row["status"] == MASKED]
+    if not masked:
+        return None
+    count = min(count, len(masked))
+    step = len(masked) / count
+    picks = [masked[int(i * step)] for i in range(count)]
+    pairs = []
+    for row in picks:
+        before = read_image(input_root / row["source"])
+        after = read_image(output_root / row["output"])
+        parts = (row["template"], row["colour"], row["texture"])
+        caption = " ".join(part for part in parts if part)
+        pairs.append((cv2.cvtColor(before.bgr, cv2.COLOR_BGR2RGB),
+                      cv2.cvtColor(after.bgr, cv2.COLOR_BGR2RGB), caption))
+    sheet = contact_sheet(pairs)
+    target = output_root / PREVIEW_PNG
+    write_atomic(target, encode_png(cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
+    return str(target)

@@ -1,0 +1,195 @@
+"""Masking one image: decode, find faces, landmark, overlay, encode and write atomically.
+
+Runs inside the worker processes of ``maskmtl_cli.masking.batch`` (or in-process with one
+worker). Every per-image problem becomes a failure record, never an exception, so one bad file
+cannot stop a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from maskmtl_cli.errors import DataError
+from maskmtl_cli.masking.config import MaskConfig
+from maskmtl_cli.masking.io import (
+    ImageReadError,
+    encode_image,
+    encode_png,
+    read_image,
+    write_atomic,
+)
+from maskmtl_cli.masking.landmarks import DlibLandmarker
+from maskmtl_cli.masking.records import COPIED, FAILED, new_record
+
+#: Timed stages, reported per image in the summary (``encode`` includes the file writes).
+STAGES = ("decode", "detect", "landmarks", "overlay", "encode")
+#: Folder of the binary masks inside the output folder.
+MASKS_DIR = "_masks"
+#: Images smaller than this on either side are refused as ``too_small``.
+MIN_IMAGE_SIDE = 24
+#: Failures whose source is not worth copying with ``--on-fail copy`` (not a usable image).
+_NOT_COPIED = ("unreadable", "truncated")
+
+
+def mask_path_for(source: str) -> str:
+    """Relative path of the binary mask PNG of ``source`` (``_masks/<source>.png``)."""
+    return f"{MASKS_DIR}/{source}.png"
+
+
+class MaskWorker:
+    """Masks single images for one run; holds the per-process landmarker.
+
+    Args:
+        config: The run's settings.
+        landmarker: Something with ``find_boxes(gray)`` and ``landmarks(gray, box)`` like
+            ``DlibLandmarker``; built from ``config`` when None.
+    """
+
+    def __init__(self, config: MaskConfig, landmarker=None) -> None:
+        self.config = config
+        self.input_root = config.input_dir.resolve()
+        self.output_root = config.output_dir.resolve()
+        self.landmarker = landmarker or DlibLandmarker(config.detector, config.aligned)
+        self._mix = config.mix_weights
+        self._ready_folders: set[Path] = set()
+
+    def process(self, task: tuple[int, str]) -> dict:
+        """Mask image ``task = (index, source)``; returns its masks.csv row plus ``_timings``."""
+        index, source = task
+        timings = dict.fromkeys(STAGES, 0.0)
+        record = new_record(index, source)
+        try:
+            self._mask(index, source, record, timings)
+        except ImageReadError as error:
+            self._fail(source, record, error.reason, error.detail)
+        except Exception as error:  # noqa: BLE001 - one bad image must not stop the batch
+            message = " ".join(str(error).split())  # one line in masks.csv
+            self._fail(source, record, "error", f"{type(error).__name__}: {message}")
+        record["_timings"] = timings
+        return record
+
+    def _mask(self, index: int, source: str, record: dict, timings: dict) -> None:
+        from maskmtl_cli.masking.overlay import apply_mask
+        from maskmtl_cli.masking.style import choose_style
+
+        config = self.config
+        clock = time.perf_counter()
+        image = read_image(self.input_root / source)
+        record["width"], record["height"] = image.width, image.height
+        if min(image.width, image.height) < MIN_IMAGE_SIDE:
+            raise ImageReadError(
+                "too_small",
+                f"{image.width}x{image.height} px; faces need at least {MIN_IMAGE_SIDE} px a side",
+            )
+        if image.grayscale:
+            gray = np.ascontiguousarray(image.bgr[:, :, 0])
+        else:
+            gray = cv2.cvtColor(image.bgr, cv2.COLOR_BGR2GRAY)
+        clock = _lap(timings, "decode", clock)
+
+        boxes = self.landmarker.find_boxes(gray)
+        if not boxes:
+            hint = "; try --detector auto" if config.detector == "hog" else ""
+            raise ImageReadError(
+                "no_face", f"no face found by the {config.detector} detector{hint} "
+                "(or --aligned for face crops)"
+            )
+        if config.faces == "largest":
+            boxes = boxes[:1]
+        clock = _lap(timings, "detect", clock)
+        points = [self.landmarker.landmarks(gray, box) for box in boxes]
+        clock = _lap(timings, "landmarks", clock)
+
+        rng = np.random.default_rng([config.seed, index])
+        rgb = cv2.cvtColor(image.bgr, cv2.COLOR_BGR2RGB)
+        covered = np.zeros(gray.shape, dtype=np.uint8)
+        styles = []
+        for face_points in points:
+            style = choose_style(
+                rng, config.mask_type, mix=self._mix, colour=config.colour,
+                texture=config.texture, texture_weight=config.texture_weight,
+            )
+            rgb, face_mask = apply_mask(rgb, face_points, style, rng)
+            np.maximum(covered, face_mask, out=covered)
+            styles.append(style)
+        clock = _lap(timings, "overlay", clock)
+
+        suffix = os.path.splitext(source)[1]
+        alpha = None if image.alpha is None else np.maximum(image.alpha, covered)
+        data = encode_image(
+            cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), suffix, alpha=alpha,
+            grayscale=image.grayscale, jpeg_quality=config.jpeg_quality,
+        )
+        if config.save_masks:  # the mask first: the output's existence marks the image done
+            mask_source = mask_path_for(source)
+            self._write(mask_source, encode_png(covered))
+            record["mask"] = mask_source
+        self._write(source, data)
+        _lap(timings, "encode", clock)
+
+        record.update(
+            output=source,
+            faces=len(boxes),
+            template=";".join(style.template for style in styles),
+            colour=";".join(style.colour_name for style in styles),
+            texture=";".join(style.texture for style in styles),
+            texture_weight=";".join(f"{style.texture_weight:.3f}" for style in styles),
+            face_box=";".join(box.as_text() for box in boxes),
+            landmark_source=";".join(box.source for box in boxes),
+            detector=";".join(box.detector for box in boxes if box.detector),
+        )
+
+    def _fail(self, source: str, record: dict, reason: str, detail: str) -> None:
+        record.update(status=FAILED, reason=reason, detail=detail, output="", mask="", faces=0)
+        if self.config.on_fail != "copy" or reason in _NOT_COPIED:
+            return
+        try:
+            self._write(source, (self.input_root / source).read_bytes())
+        except (OSError, DataError) as error:
+            record["detail"] = f"{detail}; copying failed: {error}"
+            return
+        record.update(status=COPIED, output=source)
+
+    def _write(self, relative: str, data: bytes) -> None:
+        """Write under the output folder only (atomically), creating folders as needed."""
+        target = self.output_root / relative
+        folder = target.parent
+        if folder not in self._ready_folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            if not folder.resolve().is_relative_to(self.output_root):
+                raise DataError(
+                    f"Refusing to write {target}: its folder resolves to {folder.resolve()}, "
+                    f"outside the output folder {self.output_root}."
+                )
+            self._ready_folders.add(folder)
+        write_atomic(target, data)
+
+
+def _lap(timings: dict, stage: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[stage] += now - since
+    return now
+
+
+_WORKER: MaskWorker | None = None
+
+
+def init_worker(config: MaskConfig) -> None:
+    """Pool initializer: one landmarker per worker; Ctrl-C is left to the parent."""
+    global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    cv2.setNumThreads(1)
+    _WORKER = MaskWorker(config)
+    _WORKER.landmarker.load()  # free after fork: the parent loaded the models already
+
+
+def run_chunk(tasks: list[tuple[int, str]]) -> list[dict]:
+    """Pool task: mask a few images in this worker."""
+    assert _WORKER is not None, "init_worker() must run first"
+    return [_WORKER.process(task) for task in tasks]

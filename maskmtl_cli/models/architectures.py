@@ -1,0 +1,298 @@
+"""MaskMTL network builders: hierarchical, hard and soft parameter sharing.
+
+Reference: P. Mukherjee et al., "MaskMTL: Attribute prediction in masked facial images with deep
+multitask learning", PReMI 2021, and its released notebook.
+
+Every network is a functional Keras model with one input ``image`` (float32, 0..255, shape
+``(size, size, C)``) and a dict of outputs named after the tasks: ``age`` (N, 1) in years,
+``gender`` (N, 1) P(female), ``race`` (N, 5) softmax. Rescaling to 0..1 happens inside the
+model, and so does the age de-normalisation: the age head predicts a standardised age and a
+``Rescaling(std, mean)`` layer turns it into years, which keeps an L1 loss in years well
+conditioned.
+
+Building blocks (widths come from a ``Preset``):
+
+- encoder: three conv blocks, each 3x3 conv ('same' padding, bias) -> batch norm -> LeakyReLU
+  -> 2x2 pooling (max or average);
+- optional ``NonLocalBlock`` after the encoder;
+- age head: flatten -> dense layers (ReLU, dropout) -> 1 unit;
+- gender and race branches: one more conv block each, then flatten -> dense layers -> output.
+
+``hierarchical``: the race branch's conv block reads the (pooled) gender branch conv block.
+``hard``: every head reads the shared encoder (the race branch has its own conv block on it).
+``soft``: one encoder per task (age: encoder + head; gender/race: encoder + branch + head), tied
+by the L2 penalty of ``losses.soft_sharing_penalty`` over the groups ``soft_sharing_groups``
+returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from maskmtl_cli.errors import InputError
+from maskmtl_cli.models.non_local_block import NonLocalBlock
+
+ARCHITECTURES = ("hierarchical", "hard", "soft")
+TASKS = ("age", "gender", "race")
+NUM_RACES = 5
+#: Batch-norm momentum. Keras' default (0.99) lets the moving variance forget its initial 1.0
+#: only after thousands of steps; the first conv block's outputs have a variance near 0.005, so
+#: with 0.99 the first epochs validated at chance level (docs/train.md).
+BN_MOMENTUM = 0.9
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Layer widths and activations of one network size.
+
+    Attributes:
+        encoder_filters: Filters of the three encoder conv blocks.
+        encoder_slopes: LeakyReLU negative slopes of the encoder blocks.
+        encoder_pools: "max" or "avg" 2x2 pooling of each encoder block.
+        branch_filters: Filters of the gender and race branch conv blocks.
+        branch_slope: LeakyReLU slope of the branch conv blocks.
+        branch_pool: Pooling of the branch conv blocks.
+        dense_units: Units of each head's hidden dense layers (ReLU).
+        dropout: Dropout rate after every hidden dense layer.
+    """
+
+    encoder_filters: tuple[int, int, int]
+    encoder_slopes: tuple[float, float, float]
+    encoder_pools: tuple[str, str, str]
+    branch_filters: int
+    branch_slope: float
+    branch_pool: str
+    dense_units: tuple[int, ...]
+    dropout: float
+
+
+PRESETS: dict[str, Preset] = {
+    # The released MaskMTL notebook: 13,225,767 parameters (hierarchical, 3 tasks, 48x48 gray).
+    "notebook": Preset(
+        encoder_filters=(160, 192, 224),
+        encoder_slopes=(0.3, 0.3, 0.1),
+        encoder_pools=("max", "avg", "avg"),
+        branch_filters=224,
+        branch_slope=0.1,
+        branch_pool="avg",
+        dense_units=(896, 896),
+        dropout=0.5,
+    ),
+    # The paper's ~0.3M-parameter convolutional feature extractor (shared encoder + gender and
+    # race branch blocks: 292,448 parameters), narrow where feature maps are large so that it
+    # trains at >300 images/s on a 2-core CPU (docs/train.md).
+    "compact": Preset(
+        encoder_filters=(16, 32, 96),
+        encoder_slopes=(0.3, 0.3, 0.1),
+        encoder_pools=("max", "avg", "avg"),
+        branch_filters=128,
+        branch_slope=0.1,
+        branch_pool="avg",
+        dense_units=(128, 64),
+        dropout=0.3,
+    ),
+    # Smallest sensible network: smoke tests and quick experiments.
+    "tiny": Preset(
+        encoder_filters=(8, 16, 16),
+        encoder_slopes=(0.3, 0.3, 0.1),
+        encoder_pools=("max", "avg", "avg"),
+        branch_filters=16,
+        branch_slope=0.1,
+        branch_pool="avg",
+        dense_units=(16,),
+        dropout=0.2,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """Look a preset up by name; InputError listing the valid names otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise InputError(
+            f"Unknown preset '{name}'. Choose one of: {', '.join(PRESETS)}."
+        ) from None
+
+
+def min_image_size(arch: str, tasks) -> int:
+    """Smallest input size whose feature maps survive every 2x2 pooling of the network."""
+    poolings = 3  # encoder
+    if "race" in tasks and arch == "hierarchical":
+        poolings += 2  # gender branch block, then the race block on top of it
+    elif "gender" in tasks or "race" in tasks:
+        poolings += 1
+    return 2**poolings
+
+
+def build_network(
+    arch: str = "hierarchical",
+    tasks=TASKS,
+    preset: str | Preset = "compact",
+    image_size: int = 48,
+    color_mode: str = "gray",
+    nonlocal_block: bool = False,
+    augment: bool = False,
+    age_mean: float = 33.0,
+    age_std: float = 20.0,
+    seed: int = 0,
+    name: str | None = None,
+) -> keras.Model:
+    """Build a MaskMTL network (not compiled).
+
+    Args:
+        arch: "hierarchical", "hard" or "soft" (see the module docstring).
+        tasks: Any non-empty subset of ("age", "gender", "race").
+        preset: A ``PRESETS`` name or a ``Preset``.
+        image_size: Input height and width in pixels.
+        color_mode: "gray" (1 channel) or "rgb" (3 channels).
+        nonlocal_block: Add a ``NonLocalBlock`` after the (each) encoder.
+        augment: Add training-only random flip, shift and brightness layers at the input.
+        age_mean: Mean training age in years (the age head's offset).
+        age_std: Standard deviation of the training ages (the age head's scale).
+        seed: Seed of the augmentation layers.
+        name: Model name; defaults to ``maskmtl_<arch>``.
+
+    Returns:
+        A functional ``keras.Model`` with input ``image`` and outputs keyed by task.
+
+    Raises:
+        InputError: Unknown arch, task, preset or colour mode, or an image too small.
+    """
+    tasks = validate_tasks(tasks)
+    if arch not in ARCHITECTURES:
+        raise InputError(f"Unknown arch '{arch}'. Choose one of: {', '.join(ARCHITECTURES)}.")
+    widths = preset if isinstance(preset, Preset) else get_preset(preset)
+    if color_mode not in ("gray", "rgb"):
+        raise InputError(f"Unknown colour mode '{color_mode}'. Choose one of: gray, rgb.")
+    smallest = min_image_size(arch, tasks)
+    if image_size < smallest:
+        raise InputError(
+            f"Image size {image_size} is too small for --arch {arch} with tasks "
+            f"{','.join(tasks)}: its 2x2 poolings need at least {smallest}x{smallest} pixels. "
+            f"Use --image-size {smallest} or more (48 is the default)."
+        )
+    channels = 1 if color_mode == "gray" else 3
+    image = keras.Input(shape=(image_size, image_size, channels), name="image", dtype="float32")
+    x = _augmentation(image, seed) if augment else image
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(x)
+    outputs = {}
+    if arch == "soft":
+        for task in tasks:
+            features = _encoder(x, widths, nonlocal_block, prefix=f"{task}_")
+            if task == "age":
+                outputs[task] = _head(features, task, widths, age_mean, age_std)
+            else:
+                branch = _conv_block(features, widths, f"{task}_branch")
+                outputs[task] = _head(branch, task, widths, age_mean, age_std)
+    else:
+        features = _encoder(x, widths, nonlocal_block, prefix="")
+        if "age" in tasks:
+            outputs["age"] = _head(features, "age", widths, age_mean, age_std)
+        gender_branch = None
+        if "gender" in tasks or (arch == "hierarchical" and "race" in tasks):
+            gender_branch = _conv_block(features, widths, "gender_branch")
+        if "gender" in tasks:
+            outputs["gender"] = _head(gender_branch, "gender", widths, age_mean, age_std)
+        if "race" in tasks:
+            race_input = gender_branch if arch == "hierarchical" else features
+            race_branch = _conv_block(race_input, widths, "race_branch")
+            outputs["race"] = _head(race_branch, "race", widths, age_mean, age_std)
+    return keras.Model(inputs=image, outputs=outputs, name=name or f"maskmtl_{arch}")
+
+
+def validate_tasks(tasks) -> tuple[str, ...]:
+    """Return tasks in canonical order; InputError for unknown, duplicate or no tasks."""
+    if isinstance(tasks, str):
+        tasks = [part.strip() for part in tasks.split(",") if part.strip()]
+    tasks = list(tasks)
+    unknown = [task for task in tasks if task not in TASKS]
+    if unknown:
+        raise InputError(
+            f"Unknown task '{unknown[0]}'. Choose any of: {', '.join(TASKS)} "
+            "(comma-separated, for example --tasks age,gender)."
+        )
+    if not tasks:
+        raise InputError(f"No task given. Choose any of: {', '.join(TASKS)}.")
+    return tuple(task for task in TASKS if task in tasks)
+
+
+def _augmentation(x, seed: int):
+    """Light, training-only augmentation: horizontal flip, +-8% shift, +-15% brightness."""
+    x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
+    x = layers.RandomTranslation(
+        0.08, 0.08, fill_mode="nearest", seed=seed + 1, name="augment_shift"
+    )(x)
+    return layers.RandomBrightness(
+        0.15, value_range=(0.0, 255.0), seed=seed + 2, name="augment_brightness"
+    )(x)
+
+
+def _conv_block(x, widths: Preset, name: str, filters=None, slope=None, pool=None):
+    """3x3 conv ('same') -> batch norm -> LeakyReLU -> 2x2 pooling."""
+    x = layers.Conv2D(filters or widths.branch_filters, 3, padding="same", name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    x = layers.LeakyReLU(negative_slope=widths.branch_slope if slope is None else slope,
+                         name=f"{name}_act")(x)
+    pool = pool or widths.branch_pool
+    pooling = layers.MaxPooling2D if pool == "max" else layers.AveragePooling2D
+    return pooling(2, name=f"{name}_pool")(x)
+
+
+def _encoder(x, widths: Preset, nonlocal_block: bool, prefix: str):
+    """The three shared conv blocks (named ``{prefix}block1..3``), plus the non-local block."""
+    for index, (filters, slope, pool) in enumerate(
+        zip(widths.encoder_filters, widths.encoder_slopes, widths.encoder_pools), start=1
+    ):
+        x = _conv_block(x, widths, f"{prefix}block{index}", filters, slope, pool)
+    if nonlocal_block:
+        x = NonLocalBlock(bn_momentum=BN_MOMENTUM, name=f"{prefix}non_local")(x)
+    return x
+
+
+def _head(x, task: str, widths: Preset, age_mean: float, age_std: float):
+    """Flatten -> hidden dense layers with dropout -> the task's output layer (float32)."""
+    x = layers.Flatten(name=f"{task}_flatten")(x)
+    for index, units in enumerate(widths.dense_units, start=1):
+        x = layers.Dense(units, activation="relu", name=f"{task}_dense{index}")(x)
+        x = layers.Dropout(widths.dropout, name=f"{task}_dropout{index}")(x)
+    if task == "age":
+        x = layers.Dense(1, name="age_standardised", dtype="float32")(x)
+        return layers.Rescaling(scale=age_std, offset=age_mean, name="age", dtype="float32")(x)
+    if task == "gender":
+        return layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)
+    return layers.Dense(NUM_RACES, activation="softmax", name="race", dtype="float32")(x)
+
+
+def soft_sharing_groups(network: keras.Model, tasks) -> list[list]:
+    """Corresponding trainable weights of the per-task encoders of a ``soft`` network.
+
+    Layers named ``{task}_{role}`` for two or more tasks (for example ``age_block1_conv`` and
+    ``gender_block1_conv``, or ``gender_branch_conv`` and ``race_branch_conv``) form groups,
+    one group per weight tensor. Returns an empty list for other architectures.
+    """
+    by_role: dict[str, list] = {}
+    for layer in network.layers:
+        for task in tasks:
+            if layer.name.startswith(f"{task}_") and layer.trainable_weights:
+                role = layer.name[len(task) + 1 :]
+                if role.startswith(("block", "non_local", "branch")):
+                    by_role.setdefault(role, []).append(layer)
+    groups = []
+    for role_layers in by_role.values():
+        if len(role_layers) < 2:
+            continue
+        for weights in zip(*(layer.trainable_weights for layer in role_layers)):
+            if len({tuple(weight.shape) for weight in weights}) == 1:
+                groups.append(list(weights))
+    return groups
+
+
+def count_parameters(model: keras.Model) -> dict[str, int]:
+    """Trainable, non-trainable and total parameter counts of a model."""
+    trainable = sum(int(keras.ops.size(weight)) for weight in model.trainable_weights)
+    frozen = sum(int(keras.ops.size(weight)) for weight in model.non_trainable_weights)
+    return {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen}

@@ -1,0 +1,191 @@
+"""Inputs and outputs of `maskmtl predict` on disk: finding images, reading them upright,
+and checking that output folders never overwrite or mix with the inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Callable
+
+import numpy as np
+
+from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.prediction.alignment import square_crop, to_model_input
+
+#: File suffixes read from folders (case-insensitive). Files named explicitly are always tried.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """One file to process: its path and its output name relative to the output folders."""
+
+    path: Path
+    relative: PurePath
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read a photo as RGB uint8 (H, W, 3), turned upright per its EXIF orientation tag.
+
+    Raises:
+        DataError: The file cannot be opened or decoded as an image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as opened:
+            upright = ImageOps.exif_transpose(opened)
+            return np.asarray(upright.convert("RGB"))
+    except UnidentifiedImageError:
+        raise DataError(f"'{path}' is not an image format Pillow can read") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise DataError(f"'{path}' cannot be decoded: {error}") from None
+
+
+def read_aligned_input(path: Path, size: int, color_mode: str
+                       ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Read an already aligned face crop straight into a model input (``--aligned``).
+
+    Decodes like the training loader (``maskmtl_cli.data.dataset``: OpenCV, grayscale decoding
+    for gray models, EXIF orientation applied by OpenCV), takes the centred square and resizes
+    it. Files OpenCV cannot decode go through ``read_image``.
+
+    Returns:
+        The model input (size, size, C) and the square's box in the image.
+
+    Raises:
+        DataError: The file cannot be read as an image.
+    """
+    import cv2
+
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        raise DataError(f"'{path}' cannot be read: {error}") from None
+    flag = cv2.IMREAD_GRAYSCALE if color_mode == "gray" else cv2.IMREAD_COLOR
+    decoded = cv2.imdecode(data, flag) if data.size else None
+    if decoded is None:
+        photo = read_image(path)
+        crop = square_crop(photo)
+        decoded_shape, model_input = photo.shape, to_model_input(crop, size, color_mode)
+    else:
+        if decoded.ndim == 3:
+            decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        crop = square_crop(decoded)
+        decoded_shape = decoded.shape
+        if crop.shape[0] != size:
+            shrinking = crop.shape[0] > size
+            crop = cv2.resize(crop, (size, size),
+                              interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        model_input = crop[:, :, None] if crop.ndim == 2 else crop
+    height, width = decoded_shape[:2]
+    side = min(height, width)
+    return model_input, ((width - side) // 2, (height - side) // 2, side, side)
+
+
+def prefetch(function: Callable, items: list, ahead: int):
+    """Yield ``(item, future of function(item))`` in order, computing up to ``ahead`` items in
+    two background threads (image decoding and resizing release the GIL)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        queue: deque = deque()
+        iterator = iter(items)
+        for item in iterator:
+            queue.append((item, pool.submit(function, item)))
+            if len(queue) >= ahead:
+                break
+        while queue:
+            item, future = queue.popleft()
+            following = next(iterator, None)
+            if following is not None:
+                queue.append((following, pool.submit(function, following)))
+            yield item, future
+
+
+def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> list[InputImage]:
+    """Expand files and folders (recursive, image suffixes only, hidden entries skipped).
+
+    Args:
+        inputs: Files and folders as the user gave them.
+        exclude: Folders whose files are never inputs (the output folders).
+
+    Returns:
+        Unique files in input order (folders sorted), each with a unique output name.
+
+    Raises:
+        InputError: No inputs, a path that does not exist, or a folder with no images.
+    """
+    if not inputs:
+        raise InputError("No input given. Pass image files or folders, e.g. maskmtl predict "
+                         "photo.jpg.")
+    excluded = {folder.resolve() for folder in exclude}
+    found: list[tuple[Path, PurePath]] = []
+    for given in inputs:
+        if given.is_dir():
+            files = sorted(_walk_images(given, excluded))
+            if not files:
+                raise InputError(
+                    f"No images in folder '{given}' (searched recursively for "
+                    f"{', '.join(IMAGE_SUFFIXES)}). Pass another folder or image files.")
+            found.extend((path, path.relative_to(given)) for path in files)
+        elif given.is_file():
+            found.append((given, PurePath(given.name)))
+        else:
+            raise InputError(f"Input '{given}' does not exist. Pass image files or folders.")
+    images, seen_files, used_names = [], set(), set()
+    for path, relative in found:
+        key = path.absolute()
+        if key in seen_files:
+            continue
+        seen_files.add(key)
+        name, counter = relative, 2
+        while name in used_names:  # Same name from two inputs: photo.jpg, photo-2.jpg, ...
+            name = relative.with_name(f"{relative.stem}-{counter}{relative.suffix}")
+            counter += 1
+        used_names.add(name)
+        images.append(InputImage(path, name))
+    return images
+
+
+def _walk_images(folder: Path, excluded: set[Path]):
+    """Image files under ``folder``, skipping hidden entries and the ``excluded`` folders."""
+    import os
+
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [name for name in dirs if not name.startswith(".")
+                   and Path(root, name).resolve() not in excluded]
+        for name in files:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                yield Path(root, name)
+
+
+def check_output_dirs(inputs: tuple[Path, ...], annotate_dir: Path | None, cam_dir: Path | None,
+                      images: list[InputImage] | None = None) -> None:
+    """Refuse output folders that are files or input folders, or that would overwrite an input.
+
+    Args:
+        inputs: Files and folders as the user gave them.
+        annotate_dir: Folder for annotated copies (``--annotate``), or None.
+        cam_dir: Folder for Grad-CAM images (``--cam``), or None.
+        images: The collected inputs; when given, also check no annotated copy lands on one.
+
+    Raises:
+        InputError: Naming the option, the folder and what to do instead.
+    """
+    input_dirs = {given.resolve() for given in inputs if given.is_dir()}
+    for option, folder in (("--annotate", annotate_dir), ("--cam", cam_dir)):
+        if folder is None:
+            continue
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{option} '{folder}' is a file; pass a folder to write into.")
+        if folder.resolve() in input_dirs:
+            raise InputError(f"{option} '{folder}' is an input folder; its images would be "
+                             "overwritten or mixed with outputs. Pass another folder.")
+    if annotate_dir is not None and images:
+        input_files = {image.path.resolve() for image in images}
+        for image in images:
+            if (annotate_dir / image.relative).resolve() in input_files:
+                raise InputError(f"--annotate '{annotate_dir}' would overwrite the input "
+                                 f"'{image.path}'. Pass another folder.")

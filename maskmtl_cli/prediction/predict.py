@@ -1,0 +1,399 @@
+"""Core of `maskmtl predict`: faces in photos -> aligned crops -> age, gender and ethnicity.
+
+Python users call ``predict_image(image_rgb, model)`` on an in-memory RGB array; the CLI calls
+``run_predict(config)`` over files and folders, which batches the crops of many photos into one
+forward pass and writes the optional annotated copies and Grad-CAM overlays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
+from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
+from maskmtl_cli.prediction.alignment import align_face, square_crop, to_model_input
+from maskmtl_cli.prediction.detection import Face, check_detector_name, get_detector
+from maskmtl_cli.prediction.inputs import (
+    InputImage,
+    check_output_dirs,
+    collect_images,
+    prefetch,
+    read_aligned_input,
+    read_image,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+#: The pretrained model shipped inside the package (arrives with the reproduction issue).
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "maskmtl_default.keras"
+FACE_MODES = ("all", "largest")
+#: With --annotate, photos are kept in memory until their faces are predicted; flush this often.
+_MAX_PENDING_PHOTOS = 16
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    """Options of one `maskmtl predict` run (defaults are the CLI's)."""
+
+    inputs: tuple[Path, ...]
+    model: Path | None = None
+    detector: str = "mtcnn"
+    aligned: bool = False
+    faces: str = "all"
+    min_face: int = 20
+    flip: bool = False
+    strict: bool = False
+    batch_size: int = 256
+    annotate_dir: Path | None = None
+    cam_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """Predictions for one face. Task fields are None when the model lacks that task.
+
+    Attributes:
+        file: The photo, as found from the inputs given.
+        face: Index of the face in its photo (faces sorted left to right).
+        box: ``(x, y, width, height)`` in pixels of the EXIF-rotated photo.
+        detector_score: Detector confidence; None for ``--aligned`` crops.
+        age: Predicted age in years.
+        gender: ``"male"`` or ``"female"``; ``gender_probability`` is its probability and
+            ``p_female`` the model's raw probability of female.
+        ethnicity: The most likely of UTKFace's five classes (its "race" label), with its
+            probability and all five in ``ethnicity_probabilities``.
+    """
+
+    file: str
+    face: int
+    box: tuple[int, int, int, int]
+    detector_score: float | None = None
+    age: float | None = None
+    gender: str | None = None
+    gender_probability: float | None = None
+    p_female: float | None = None
+    ethnicity: str | None = None
+    ethnicity_probability: float | None = None
+    ethnicity_probabilities: dict[str, float] | None = None
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict (box as [x, y, w, h]; probabilities rounded to 4 decimals)."""
+        def rounded(value, digits=4):
+            return None if value is None else round(float(value), digits)
+
+        return {
+            "file": self.file,
+            "face": self.face,
+            "box": list(self.box),
+            "detector_score": rounded(self.detector_score),
+            "age": rounded(self.age, 2),
+            "gender": self.gender,
+            "gender_probability": rounded(self.gender_probability),
+            "p_female": rounded(self.p_female),
+            "ethnicity": self.ethnicity,
+            "ethnicity_probability": rounded(self.ethnicity_probability),
+            "ethnicity_probabilities": None if self.ethnicity_probabilities is None else {
+                name: rounded(value) for name, value in self.ethnicity_probabilities.items()},
+        }
+
+
+@dataclass
+class PredictResult:
+    """Everything a run found, for the CLI to render."""
+
+    records: list[FaceRecord]
+    model_path: Path
+    detector: str
+    images: int = 0
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    no_face: list[str] = field(default_factory=list)
+    annotated: list[Path] = field(default_factory=list)
+    cams: list[Path] = field(default_factory=list)
+    annotate_dir: Path | None = None
+    cam_dir: Path | None = None
+
+def default_model_path() -> Path:
+    """The bundled pretrained model; ModelError saying what to pass while it is not shipped."""
+    if not DEFAULT_MODEL.is_file():
+        raise ModelError(
+            f"No --model given and no pretrained model is bundled yet (expected "
+            f"{DEFAULT_MODEL}). Pass --model runs/NAME (a run folder from `maskmtl train`) or "
+            "--model path/to/model.keras."
+        )
+    return DEFAULT_MODEL
+
+def select_faces(faces: list[Face], mode: str) -> list[Face]:
+    """Faces sorted left to right (``"all"``) or only the one with the largest box."""
+    if mode not in FACE_MODES:
+        raise InputError(f"Unknown --faces '{mode}'. Choose one of: {', '.join(FACE_MODES)}.")
+    if mode == "largest" and faces:
+        return [max(faces, key=lambda face: face.area)]
+    return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
+
+
+def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
+               min_face: int = 20) -> list[tuple[Face, np.ndarray]]:
+    """Detect and align the faces of one photo.
+
+    Args:
+        image: RGB uint8 (H, W, 3).
+        detector: A name from ``DETECTORS``, or None when the photo is already an aligned crop
+            (``--aligned``: its centred square is the face).
+        faces: ``"all"`` or ``"largest"``.
+        min_face: Smallest face to find, in pixels.
+
+    Returns:
+        ``(face, crop)`` pairs; each crop is a square RGB uint8 face (200x200 when detected).
+    """
+    if detector is None:
+        crop = square_crop(image)
+        height, width = image.shape[:2]
+        side = crop.shape[0]
+        box = ((width - side) // 2, (height - side) // 2, side, side)
+        return [(Face(box, None, {}, "none"), crop)]
+    found = select_faces(get_detector(detector).detect(image, min_face), faces)
+    return [(face, align_face(image, face)) for face in found]
+
+
+def make_records(file: str, faces: list[Face], outputs: dict[str, np.ndarray],
+                 offset: int = 0) -> list[FaceRecord]:
+    """Turn model outputs (rows ``offset`` onwards) into one record per face."""
+    records = []
+    for index, face in enumerate(faces):
+        row = offset + index
+        values: dict = {}
+        if "age" in outputs:
+            values["age"] = float(outputs["age"][row])
+        if "gender" in outputs:
+            p_female = float(outputs["gender"][row])
+            female = p_female >= 0.5
+            values.update(gender=GENDER_NAMES[int(female)], p_female=p_female,
+                          gender_probability=p_female if female else 1.0 - p_female)
+        if "race" in outputs:
+            probabilities = [float(v) for v in outputs["race"][row]]
+            best = int(np.argmax(probabilities))
+            values.update(ethnicity=RACE_NAMES[best], ethnicity_probability=probabilities[best],
+                          ethnicity_probabilities=dict(zip(RACE_NAMES, probabilities)))
+        records.append(FaceRecord(file=file, face=index, box=tuple(int(v) for v in face.box),
+                                  detector_score=face.score, **values))
+    return records
+
+
+def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
+                  detector: str = "mtcnn", *, aligned: bool = False, faces: str = "all",
+                  min_face: int = 20, flip: bool = False, file: str = "") -> list[FaceRecord]:
+    """Predict age, gender and ethnicity for every face in one in-memory photo.
+
+    Args:
+        image: RGB uint8 array (H, W, 3), already upright (see ``read_image``).
+        model: A loaded maskmtl model, or a run folder / ``.keras`` file to load.
+        detector: ``"mtcnn"``, ``"hog"`` or ``"cnn"``; ignored when ``aligned``.
+        aligned: The photo is already a UTKFace-style aligned face crop: skip detection.
+        faces: ``"all"`` or ``"largest"``.
+        min_face: Smallest face to find, in pixels.
+        flip: Average with the prediction on the mirrored face.
+        file: Name to put in the records.
+
+    Returns:
+        One ``FaceRecord`` per face (empty when none is found).
+
+    Example:
+        >>> from maskmtl_cli.prediction.predict import predict_image, read_image
+        >>> records = predict_image(read_image("photo.jpg"), "runs/train")
+    """
+    from maskmtl_cli.inference import input_spec, load_model, predict_arrays
+
+    image = _check_image(image)
+    if not aligned:
+        check_detector_name(detector)
+    if not hasattr(model, "predict_on_batch"):
+        model = load_model(model)
+    size, color_mode = input_spec(model)
+    pairs = face_crops(image, None if aligned else detector, faces, min_face)
+    if not pairs:
+        return []
+    inputs = np.stack([to_model_input(crop, size, color_mode) for _, crop in pairs])
+    outputs = predict_arrays(model, inputs, batch_size=max(1, len(inputs)), flip=flip)
+    return make_records(file, [face for face, _ in pairs], outputs)
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InputError(f"Expected an RGB uint8 image of shape (H, W, 3); got {image.dtype} "
+                         f"{image.shape}. Read files with read_image(path).")
+    return image
+
+
+@dataclass
+class _Pending:
+    """A photo whose faces are aligned but not yet predicted."""
+
+    image: InputImage
+    photo: np.ndarray | None
+    faces: list[Face]
+    crops: list[np.ndarray]
+    inputs: list[np.ndarray]
+
+
+def validate_config(config: PredictConfig) -> None:
+    """InputError for option values the CLI's parser would also reject."""
+    if not config.aligned:
+        check_detector_name(config.detector)
+    if config.faces not in FACE_MODES:
+        raise InputError(f"Unknown --faces '{config.faces}'. Choose one of: "
+                         f"{', '.join(FACE_MODES)}.")
+    if config.min_face < 1:
+        raise InputError(f"--min-face must be at least 1 pixel; got {config.min_face}.")
+    if config.batch_size < 1:
+        raise InputError(f"--batch-size must be at least 1; got {config.batch_size}.")
+
+
+def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | None = None,
+                model: "keras.Model | None" = None) -> PredictResult:
+    """Predict every face in the given files and folders.
+
+    Args:
+        config: The run's options.
+        progress: Called as ``progress(done, total)`` after each file.
+        model: An already loaded model to use instead of loading ``config.model`` (for
+            repeated runs in one process).
+
+    Returns:
+        The records plus the files that were unreadable or had no face, and the files written.
+
+    Raises:
+        InputError: Bad inputs or output folders (see ``collect_images``, ``check_output_dirs``).
+        ModelError: The model is missing, corrupt or incompatible.
+        DataError: Not one input could be read as an image.
+    """
+    from maskmtl_cli.inference import input_spec, load_model, model_tasks, predict_arrays
+
+    validate_config(config)
+    check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir)
+    outputs_dirs = tuple(folder for folder in (config.annotate_dir, config.cam_dir) if folder)
+    images = collect_images(config.inputs, exclude=outputs_dirs)
+    check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir, images)
+    model_path = Path(config.model) if config.model is not None else default_model_path()
+    if model is None:
+        model = load_model(model_path)
+    size, color_mode = input_spec(model)
+    detector = None if config.aligned else config.detector
+    if detector is not None:
+        get_detector(detector)  # Build it now so a failure is reported before any work.
+    cam = None
+    if config.cam_dir is not None:
+        from maskmtl_cli.prediction.gradcam import GradCam
+
+        cam = GradCam(model, model_tasks(model))
+    result = PredictResult([], model_path, detector or "aligned",
+                           annotate_dir=config.annotate_dir, cam_dir=config.cam_dir)
+    pending: list[_Pending] = []
+
+    def flush() -> None:
+        batch = [array for item in pending for array in item.inputs]
+        outputs, heatmaps = {}, {}
+        if batch:
+            inputs = np.stack(batch)
+            outputs = predict_arrays(model, inputs, batch_size=config.batch_size,
+                                     flip=config.flip)
+            if cam is not None:
+                heatmaps = _cam_batches(cam, inputs, config.batch_size)
+        offset = 0
+        for item in pending:
+            records = make_records(str(item.image.path), item.faces, outputs, offset)
+            result.records.extend(records)
+            if config.annotate_dir is not None:
+                from maskmtl_cli.prediction.render import annotate, save_image
+
+                result.annotated.append(save_image(config.annotate_dir / item.image.relative,
+                                                   annotate(item.photo, records)))
+            if cam is not None:
+                result.cams.extend(_save_cams(config.cam_dir, item, heatmaps, offset))
+            offset += len(item.faces)
+        pending.clear()
+
+    # --aligned without image outputs: decode straight to the model input, as training does.
+    fast_aligned = config.aligned and config.annotate_dir is None and cam is None
+
+    def load(image: InputImage):
+        if fast_aligned:
+            return None, read_aligned_input(image.path, size, color_mode)
+        return read_image(image.path), None
+
+    ahead = 2 * config.batch_size if fast_aligned else 4
+    for done, (image, future) in enumerate(prefetch(load, images, ahead), start=1):
+        try:
+            photo, ready = future.result()
+        except DataError as error:
+            result.unreadable.append((str(image.path), str(error)))
+        else:
+            result.images += 1
+            if ready is not None:
+                pairs, model_inputs = [(Face(ready[1], None, {}, "none"), None)], [ready[0]]
+            else:
+                pairs = face_crops(photo, detector, config.faces, config.min_face)
+                model_inputs = [to_model_input(crop, size, color_mode) for _, crop in pairs]
+            if not pairs:
+                result.no_face.append(str(image.path))
+            if pairs or config.annotate_dir is not None:
+                pending.append(_Pending(
+                    image, photo if config.annotate_dir is not None else None,
+                    [face for face, _ in pairs],
+                    [crop for _, crop in pairs] if cam is not None else [], model_inputs))
+            faces_pending = sum(len(item.faces) for item in pending)
+            if faces_pending >= config.batch_size or (
+                    config.annotate_dir is not None and len(pending) >= _MAX_PENDING_PHOTOS):
+                flush()
+        if progress is not None:
+            progress(done, len(images))
+    flush()
+    if result.images == 0:
+        listed = "; ".join(reason for _, reason in result.unreadable[:5])
+        raise DataError(f"None of the {len(images)} input files could be read as an image "
+                        f"({listed}). Pass JPEG, PNG, BMP, WebP or TIFF photos.")
+    return result
+
+
+def _cam_batches(cam, inputs: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
+    """Grad-CAM over ``inputs`` in chunks of ``batch_size``."""
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(inputs), batch_size):
+        for task, maps in cam(inputs[start:start + batch_size]).items():
+            parts.setdefault(task, []).append(maps)
+    return {task: np.concatenate(maps) for task, maps in parts.items()}
+
+
+def _save_cams(folder: Path, item: _Pending, heatmaps: dict[str, np.ndarray],
+               offset: int) -> list[Path]:
+    """One PNG per face per task: ``<name>_face<i>_<task>.png`` beside the input's sub-path."""
+    from maskmtl_cli.prediction.render import cam_overlay, save_image
+
+    written = []
+    relative = item.image.relative
+    for index, crop in enumerate(item.crops):
+        for task, maps in heatmaps.items():
+            path = folder / relative.parent / f"{relative.stem}_face{index}_{task}.png"
+            written.append(save_image(path, cam_overlay(crop, maps[offset + index])))
+    return written
+
+
+def check_strict(result: PredictResult, config: PredictConfig) -> None:
+    """With ``--strict``, NoFaceError (exit 3) when any readable photo had no face."""
+    if config.strict and result.no_face:
+        shown = ", ".join(result.no_face[:5]) + (" ..." if len(result.no_face) > 5 else "")
+        raise NoFaceError(
+            f"No face found in {len(result.no_face)} of {result.images} images ({shown}) and "
+            "--strict is set. Try --detector cnn, a smaller --min-face, or --aligned for "
+            "face crops.")
+
+
+__all__ = ["FaceRecord", "PredictConfig", "PredictResult", "predict_image", "read_image",
+           "run_predict"]

@@ -1,0 +1,271 @@
+"""What `maskmtl predict` shows: the result table, JSON, CSV, annotated photos and CAM overlays.
+
+The text renderers take ``FaceRecord`` objects (``predict.py``) and return a rich table or a
+string for stdout; the image renderers take and return RGB uint8 arrays (``save_image`` writes).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+import numpy as np
+
+from maskmtl_cli.data.labels import RACE_NAMES
+from maskmtl_cli.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.table import Table
+
+    from maskmtl_cli.prediction.predict import FaceRecord, PredictResult
+
+#: Box colours for annotated photos (RGB), cycled by face index.
+_COLOURS = ((255, 64, 64), (64, 160, 255), (64, 210, 90), (255, 190, 0), (200, 90, 255))
+#: Shortest side of a CAM overlay; smaller aligned crops are enlarged to this for viewing.
+CAM_DISPLAY_SIZE = 200
+#: Photos without a face listed one by one on stderr before the rest are counted.
+_MAX_LISTED = 10
+#: Narrowest terminal that shows results as a table; narrower ones get one line per face.
+_TABLE_WIDTH = 110
+
+
+def csv_columns() -> list[str]:
+    """Column names of ``--csv`` output, in order."""
+    return (["file", "face", "x", "y", "width", "height", "detector_score", "age", "gender",
+             "gender_probability", "p_female", "ethnicity", "ethnicity_probability"]
+            + [f"p_{name}" for name in RACE_NAMES])
+
+
+def records_to_csv(records: Iterable["FaceRecord"]) -> str:
+    """CSV text with a header row and one row per face (empty cells where a task is missing)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(csv_columns())
+    for record in records:
+        probabilities = record.ethnicity_probabilities or {}
+        writer.writerow([
+            record.file, record.face, *record.box, _cell(record.detector_score, 4),
+            _cell(record.age, 1), record.gender or "", _cell(record.gender_probability, 4),
+            _cell(record.p_female, 4), record.ethnicity or "",
+            _cell(record.ethnicity_probability, 4),
+            *(_cell(probabilities.get(name), 4) for name in RACE_NAMES),
+        ])
+    return buffer.getvalue()
+
+
+def records_to_json(records: Iterable["FaceRecord"]) -> str:
+    """A JSON list with one object per face (see ``FaceRecord.to_dict``)."""
+    return json.dumps([record.to_dict() for record in records], indent=2)
+
+
+def records_table(records: list["FaceRecord"]) -> "Table":
+    """A rich table: file, face, box, age, gender, ethnicity and the five class probabilities
+    (about 120 columns wide; ``records_lines`` suits narrow terminals)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("File", overflow="fold")
+    for name in ("Face", "Box x,y,w,h", "Age", "Gender", "Ethnicity"):
+        table.add_column(name, justify="right" if name in ("Face", "Age") else "left")
+    for name in RACE_NAMES:
+        table.add_column(name, justify="right")
+    for record in records:
+        probabilities = record.ethnicity_probabilities or {}
+        table.add_row(
+            record.file, str(record.face), ",".join(str(v) for v in record.box),
+            "-" if record.age is None else f"{record.age:.1f}",
+            "-" if record.gender is None else f"{record.gender} {record.gender_probability:.2f}",
+            "-" if record.ethnicity is None
+            else f"{record.ethnicity} {record.ethnicity_probability:.2f}",
+            *("-" if name not in probabilities else f"{probabilities[name]:.2f}"
+              for name in RACE_NAMES),
+        )
+    return table
+
+
+def records_lines(records: list["FaceRecord"]) -> list[str]:
+    """One line per face for narrow terminals, e.g. ``photo.jpg #0 [180,65,84,107]: age 34.5,
+    female 0.91, White 0.78 (White 0.78, Black 0.05, Asian 0.10, Indian 0.04, Others 0.03)``."""
+    lines = []
+    for record in records:
+        parts = []
+        if record.age is not None:
+            parts.append(f"age {record.age:.1f}")
+        if record.gender is not None:
+            parts.append(f"{record.gender} {record.gender_probability:.2f}")
+        if record.ethnicity is not None:
+            spread = ", ".join(f"{name} {value:.2f}"
+                               for name, value in record.ethnicity_probabilities.items())
+            parts.append(f"{record.ethnicity} {record.ethnicity_probability:.2f} ({spread})")
+        box_text = ",".join(str(v) for v in record.box)
+        lines.append(f"{record.file} #{record.face} [{box_text}]: {', '.join(parts)}")
+    return lines
+
+
+def face_label(record: "FaceRecord") -> str:
+    """Short label drawn on annotated photos, e.g. ``#0 34y female 0.91 Asian 0.78``."""
+    parts = [f"#{record.face}"]
+    if record.age is not None:
+        parts.append(f"{record.age:.0f}y")
+    if record.gender is not None:
+        parts.append(f"{record.gender} {record.gender_probability:.2f}")
+    if record.ethnicity is not None:
+        parts.append(f"{record.ethnicity} {record.ethnicity_probability:.2f}")
+    return " ".join(parts)
+
+
+def annotate(image: np.ndarray, records: list["FaceRecord"]) -> np.ndarray:
+    """A copy of an RGB photo with each face's box and label drawn.
+
+    Args:
+        image: RGB uint8 (H, W, 3), the photo the boxes refer to (EXIF-rotated).
+        records: The faces found in it.
+
+    Returns:
+        A new RGB uint8 array; ``image`` is not modified.
+    """
+    import cv2
+
+    canvas = np.ascontiguousarray(image.copy())
+    height, width = canvas.shape[:2]
+    thickness = max(1, round(min(height, width) / 300))
+    font_scale = max(0.4, min(height, width) / 900)
+    for record in records:
+        colour = _COLOURS[record.face % len(_COLOURS)]
+        x, y, w, h = record.box
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+        label = face_label(record)
+        (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                                                     thickness)
+        top = y - text_h - baseline - 2 * thickness
+        if top < 0:  # No room above the box: draw the label inside it.
+            top = y
+        left = min(max(0, x), max(0, width - text_w - 2))
+        cv2.rectangle(canvas, (left, top), (left + text_w + 2, top + text_h + baseline + 2),
+                      colour, cv2.FILLED)
+        cv2.putText(canvas, label, (left + 1, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX,
+                    font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+    return canvas
+
+
+def cam_overlay(face: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A Grad-CAM heatmap blended over an aligned face crop (JET colours: red = high).
+
+    Args:
+        face: Square aligned face, RGB uint8 (S, S, 3) or gray (S, S[, 1]).
+        heatmap: float (h, w) in 0..1 at any resolution.
+        alpha: Weight of the heatmap in the blend.
+
+    Returns:
+        RGB uint8 of side ``max(S, CAM_DISPLAY_SIZE)``.
+    """
+    import cv2
+
+    if face.ndim == 3 and face.shape[2] == 1:
+        face = face[:, :, 0]
+    if face.ndim == 2:
+        face = cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
+    side = max(face.shape[0], CAM_DISPLAY_SIZE)
+    if face.shape[0] != side:
+        face = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    heat = cv2.resize(np.clip(heatmap, 0.0, 1.0).astype("float32"), (side, side),
+                      interpolation=cv2.INTER_LINEAR)
+    coloured = cv2.applyColorMap(np.uint8(np.round(heat * 255)), cv2.COLORMAP_JET)
+    coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(face, 1.0 - alpha, coloured, alpha, 0.0)
+
+
+def save_image(path: Path, image: np.ndarray) -> Path:
+    """Write an RGB uint8 image (format from the suffix), creating parent folders.
+
+    Raises:
+        InputError: The file cannot be written (permissions, unsupported suffix, full disk).
+    """
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    try:
+        written = cv2.imwrite(str(path), bgr)
+    except cv2.error as error:
+        written, reason = False, str(error).strip().splitlines()[-1]
+    else:
+        reason = "OpenCV could not encode or write it"
+    if not written:
+        raise InputError(f"Cannot write '{path}': {reason}. Check the folder is writable, or "
+                         "pick another output folder.")
+    return path
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+@contextmanager
+def progress_reporter() -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar on stderr for runs of several photos."""
+    bar: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if total < 2:
+            return
+        if not bar:
+            from maskmtl_cli.console import make_progress
+
+            bar["progress"] = make_progress()
+            bar["progress"].start()
+            bar["task"] = bar["progress"].add_task("Predicting", total=total)
+        bar["progress"].update(bar["task"], completed=done)
+
+    try:
+        yield update
+    finally:
+        if bar:
+            bar["progress"].stop()
+
+
+def print_result(result: "PredictResult", output_format: str = "table") -> None:
+    """Results to stdout in ``output_format`` (table, json or csv); problems and a summary to
+    stderr."""
+    import typer
+    from rich.markup import escape
+
+    from maskmtl_cli.console import err_console, out_console
+
+    for _, reason in result.unreadable:
+        err_console.print(f"[yellow]Skipped unreadable file:[/] {escape(reason)}",
+                          highlight=False, soft_wrap=True)
+    shown = result.no_face[:_MAX_LISTED]
+    for path in shown:
+        err_console.print(f"[yellow]No face found[/] in '{escape(path)}'.", highlight=False,
+                          soft_wrap=True)
+    if len(result.no_face) > len(shown):
+        err_console.print(f"[yellow]No face found[/] in {len(result.no_face) - len(shown)} more "
+                          "images.", highlight=False, soft_wrap=True)
+    if result.no_face:
+        err_console.print(
+            "  Faces smaller than --min-face are ignored; try --detector cnn or a smaller "
+            "--min-face, or --aligned if the images are face crops.", highlight=False,
+            soft_wrap=True)
+    if output_format == "json":
+        typer.echo(records_to_json(result.records))
+    elif output_format == "csv":
+        typer.echo(records_to_csv(result.records), nl=False)
+    elif result.records:
+        if out_console.width >= _TABLE_WIDTH:
+            out_console.print(records_table(result.records))
+        else:
+            for line in records_lines(result.records):
+                out_console.print(line, highlight=False, markup=False, soft_wrap=True)
+    summary = (f"{len(result.records)} face(s) in {result.images} image(s); model "
+               f"{result.model_path}, detector {result.detector}.")
+    if result.annotated:
+        summary += f" Annotated copies: {len(result.annotated)} in {result.annotate_dir}."
+    if result.cams:
+        summary += f" Grad-CAM images: {len(result.cams)} in {result.cam_dir}."
+    err_console.print(summary, highlight=False, soft_wrap=True)

@@ -1,0 +1,195 @@
+"""``maskmtl eval`` end to end: find the run and manifest, predict, score and write the outputs.
+
+The metrics themselves live in ``maskmtl_cli.evaluation`` (pure functions); this module does the
+I/O around them and reports progress through an optional ``log`` callback instead of printing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from maskmtl_cli.eval_config import EvalConfig
+from maskmtl_cli.errors import DataError, InputError
+
+_LISTED_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class EvalOutcome:
+    """What one evaluation produced.
+
+    Attributes:
+        metrics: The content of ``metrics.json`` (``meta`` plus all metrics).
+        out_dir: Folder the files were written to.
+        files: Every file written.
+    """
+
+    metrics: dict[str, Any]
+    out_dir: Path
+    files: list[Path]
+
+
+def check_single_run(runs: list[Path] | None) -> Path | None:
+    """The one run to evaluate (None: the latest); InputError when several are named."""
+    if not runs:
+        return None
+    if len(runs) > 1:
+        raise InputError(f"`maskmtl eval` evaluates one run at a time (got {len(runs)}: "
+                         f"{', '.join(map(str, runs))}). Run it once per run, or add --compare "
+                         "to lay runs that were already evaluated side by side.")
+    return runs[0]
+
+
+def resolve_manifest(manifest: Path | None, train_config: dict | None) -> Path:
+    """The manifest to evaluate on: ``--manifest``, else the run's own, else ``manifest.csv``."""
+    if manifest is not None:
+        return Path(manifest)
+    if train_config and train_config.get("manifest"):
+        path = Path(train_config["manifest"])
+        if not path.is_file():
+            raise DataError(f"The run was trained on manifest {path}, which no longer exists. "
+                            "Pass the manifest to evaluate on with --manifest.")
+        return path
+    if Path("manifest.csv").is_file():
+        return Path("manifest.csv")
+    raise DataError("No manifest to evaluate on: the run names none and there is no manifest.csv "
+                    "in the working folder. Pass one with --manifest, or create it with "
+                    "`maskmtl split DATA_DIR -o manifest.csv`.")
+
+
+def select_split(table, split: str, manifest: Path):
+    """The rows of ``split`` (all rows for ``all``); DataError naming the splits present."""
+    if split == "all":
+        rows = table
+    else:
+        rows = table[table["split"] == split]
+    if len(rows) == 0:
+        counts = table["split"].replace("", "(none)").value_counts()
+        present = ", ".join(f"{name} ({count} rows)" for name, count in counts.items()) or "none"
+        raise DataError(f"Manifest {manifest} has no rows in split {split!r}; splits present: "
+                        f"{present}. Choose one with --split, or use --split all for every row.")
+    return rows
+
+
+def default_out_dir(model_path: Path, is_run_folder: bool) -> Path:
+    """``RUN/eval`` for a model inside a run folder, else ``<model stem>_eval`` beside the file."""
+    return model_path.parent / "eval" if is_run_folder else \
+        model_path.parent / f"{model_path.stem}_eval"
+
+
+def _labelled_tasks(rows) -> list[str]:
+    return [task for task in ("age", "gender", "race") if rows[task].notna().any()]
+
+
+def _file_sha1(path: Path) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -> EvalOutcome:
+    """Evaluate a trained model on a manifest split and write ``metrics.json`` and friends.
+
+    Args:
+        config: What to evaluate and how.
+        log: Receives one human-readable line per step (the CLI prints them on stderr).
+
+    Returns:
+        The metrics and the files written (``metrics.json`` and ``predictions.csv`` always;
+        ``report.md`` and PNG figures with ``config.report``).
+
+    Raises:
+        ModelError: No run found, or the model is missing or unusable.
+        DataError: The manifest is missing, has no rows in the split, lacks labels for every
+            task of the model, has labels outside the model's classes, or no image loads.
+    """
+    import numpy as np
+
+    from maskmtl_cli import __version__, inference
+    from maskmtl_cli.data.dataset import load_split
+    from maskmtl_cli.data.manifest import read_manifest
+    from maskmtl_cli.evaluation import class_names, evaluate_predictions
+    from maskmtl_cli.reports.report import write_metrics_json, write_predictions_csv, write_report
+
+    log = log or (lambda message: None)
+    timing: dict[str, float] = {}
+    started = time.perf_counter()
+    run = config.run
+    if run is None:
+        run = inference.latest_run(config.runs_root)
+        log(f"No run given: evaluating the most recent one, {run} (pass RUN to choose another).")
+    model_path = inference.resolve_model_path(run)
+    train_config = inference.run_config(model_path)
+    manifest = resolve_manifest(config.manifest, train_config)
+    table = read_manifest(manifest)
+    rows = select_split(table, config.split, manifest)
+    log(f"Manifest {manifest}: {len(rows)} rows in split {config.split}.")
+
+    log(f"Loading model {model_path}")
+    model = inference.load_model(model_path)
+    size, color_mode = inference.input_spec(model)
+    tasks = inference.model_tasks(model)
+    labelled = _labelled_tasks(rows)
+    if not set(tasks) & set(labelled):
+        raise DataError(f"Nothing to score: the model predicts {', '.join(tasks)} but split "
+                        f"{config.split} of {manifest} has labels for "
+                        f"{', '.join(labelled) or 'no task'}.")
+    timing["load_model"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    log(f"Loading {len(rows)} images at {size}x{size} {color_mode}")
+    arrays = load_split(rows, None, size, color_mode, cache_dir=config.cache_dir)
+    timing["load_images"] = time.perf_counter() - mark
+    if arrays.failures:
+        listed = "; ".join(f"{path} ({why})" for path, why in arrays.failures[:_LISTED_FAILURES])
+        more = len(arrays.failures) - _LISTED_FAILURES
+        log(f"{len(arrays.failures)} images failed to load and are left out: {listed}"
+            + (f"; and {more} more (all listed in metrics.json)" if more > 0 else ""))
+    if len(arrays) == 0:
+        raise DataError(f"None of the {len(rows)} images of split {config.split} could be "
+                        f"loaded (first: {arrays.failures[0][0]}: {arrays.failures[0][1]}). "
+                        "Check the paths in the manifest.")
+
+    mark = time.perf_counter()
+    log(f"Predicting {len(arrays)} faces" + (" (with flip averaging)" if config.flip else ""))
+    predictions = inference.predict_arrays(model, arrays.images, config.batch_size, config.flip)
+    timing["predict"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    labels = {"age": arrays.age, "gender": arrays.gender, "race": arrays.race}
+    result = evaluate_predictions(labels, predictions, config.metrics)
+    timing["metrics"] = time.perf_counter() - mark
+    timing["total"] = time.perf_counter() - started
+
+    meta = {
+        "maskmtl_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run": str(model_path.parent) if train_config is not None else None,
+        "run_name": model_path.parent.name if train_config is not None else model_path.stem,
+        "model": str(model_path), "model_auto_selected": config.run is None,
+        "manifest": str(Path(manifest).resolve()), "manifest_sha1": _file_sha1(manifest),
+        "split": config.split, "rows_in_split": len(rows),
+        "failures": [{"path": path, "reason": why} for path, why in arrays.failures],
+        "input_size": size, "color_mode": color_mode, "model_tasks": tasks,
+        "flip": config.flip, "timing_s": {k: round(v, 3) for k, v in timing.items()},
+        "train_config": train_config, "config": config.to_dict(),
+    }
+    metrics = {"meta": meta, **result.to_dict()}
+
+    out_dir = Path(config.out_dir) if config.out_dir else default_out_dir(
+        model_path, train_config is not None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    class_names = {"race": list(class_names("race", predictions["race"].shape[1]))
+                   } if "race" in predictions else {}
+    files = [write_metrics_json(metrics, out_dir / "metrics.json"),
+             write_predictions_csv(arrays.paths, labels, predictions, class_names,
+                                   out_dir / "predictions.csv")]
+    if config.report:
+        log("Writing report.md and figures")
+        known = ~np.isnan(labels["age"])
+        age_pred = predictions["age"][known] if "age" in predictions else None
+        files += write_report(metrics, labels["age"][known], age_pred, out_dir)
+    return EvalOutcome(metrics=metrics, out_dir=out_dir, files=files)

@@ -1,0 +1,147 @@
+"""Evaluation outputs on disk: ``metrics.json``, ``predictions.csv``, ``report.md`` and figures.
+
+``report.md`` embeds the PNG figures by relative path, so the eval folder can be moved or
+attached to a paper's supplement as a whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from maskmtl_cli.reports import plots, tables
+
+
+def json_ready(value: Any) -> Any:
+    """A copy of ``value`` that ``json.dumps`` accepts: numpy scalars to Python, NaN to None."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write atomically, so an interrupted run never leaves half a file behind."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(text, encoding="utf-8", newline="")
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    return path
+
+
+def write_metrics_json(metrics: dict[str, Any], path: Path) -> Path:
+    """Write the metrics dictionary as indented JSON."""
+    return write_text(path, json.dumps(json_ready(metrics), indent=2, allow_nan=False) + "\n")
+
+
+def write_predictions_csv(paths: list[str], labels: Mapping[str, np.ndarray],
+                          predictions: Mapping[str, np.ndarray], class_names: Mapping[str, list],
+                          path: Path) -> Path:
+    """One row per face: path, true labels (empty when unknown), predictions and probabilities.
+
+    Columns: ``path``, then per task the model predicts: ``age_true``, ``age_pred``;
+    ``gender_true``, ``gender_pred``, ``p_female``; ``race_true``, ``race_pred``, ``p_<class>``.
+    Class columns hold indices (0 male / 1 female; race in ``class_names["race"]`` order).
+    """
+    import pandas as pd
+
+    table = pd.DataFrame({"path": paths})
+    if "age" in predictions:
+        table["age_true"] = pd.Series(np.asarray(labels["age"], float))
+        table["age_pred"] = np.round(np.asarray(predictions["age"], float), 3)
+    if "gender" in predictions:
+        gender = np.asarray(labels["gender"]).astype("int64")
+        table["gender_true"] = pd.Series(gender, dtype="Int64").mask(gender < 0)
+        probability = np.asarray(predictions["gender"], float)
+        table["gender_pred"] = (probability >= 0.5).astype(int)
+        table["p_female"] = np.round(probability, 5)
+    if "race" in predictions:
+        race = np.asarray(labels["race"]).astype("int64")
+        table["race_true"] = pd.Series(race, dtype="Int64").mask(race < 0)
+        probabilities = np.asarray(predictions["race"], float)
+        table["race_pred"] = probabilities.argmax(axis=1)
+        for index, name in enumerate(class_names["race"]):
+            table[f"p_{name}"] = np.round(probabilities[:, index], 5)
+    return write_text(path, table.to_csv(index=False))
+
+
+def write_figures(metrics: dict[str, Any], true_age: np.ndarray | None,
+                  predicted_age: np.ndarray | None, out_dir: Path) -> dict[str, Path]:
+    """Every figure the metrics allow, keyed by what it shows."""
+    figures = {}
+    for task, scores in metrics["classification"].items():
+        figures[f"confusion_{task}"] = plots.plot_confusion(scores, task,
+                                                            out_dir / f"confusion_{task}.png")
+    if metrics.get("age") and true_age is not None:
+        figures["age_scatter"] = plots.plot_age_scatter(true_age, predicted_age, metrics["age"],
+                                                        out_dir / "age_scatter.png")
+        figures["age_bands"] = plots.plot_age_bands(metrics["age"], out_dir / "age_bands.png")
+    if metrics.get("fairness"):
+        fairness = plots.plot_fairness(metrics["fairness"], out_dir / "fairness.png")
+        if fairness is not None:
+            figures["fairness"] = fairness
+    return figures
+
+
+def _figure(figures: dict[str, Path], key: str, caption: str) -> str:
+    return f"![{caption}]({figures[key].name})\n" if key in figures else ""
+
+
+def report_markdown(metrics: dict[str, Any], figures: dict[str, Path]) -> str:
+    """The text of ``report.md``: context, headline, paper comparison, per task, fairness."""
+    meta = metrics["meta"]
+    md = tables.to_markdown
+    failures = meta.get("failures", [])
+    sections = [
+        f"# Evaluation of `{meta['model']}`\n",
+        f"- Manifest: `{meta['manifest']}` (sha1 `{meta['manifest_sha1'][:12]}`), split "
+        f"**{meta['split']}**: {metrics['n']} faces evaluated"
+        + (f", {len(failures)} images failed to load (listed in metrics.json)" if failures else "")
+        + ".",
+        f"- Model input: {meta['input_size']}x{meta['input_size']} {meta['color_mode']}; tasks "
+        f"{', '.join(meta['model_tasks'])}; horizontal-flip averaging "
+        f"{'on' if meta['flip'] else 'off'}.",
+        f"- maskmtl {meta['maskmtl_version']}, {meta['created']}. Per-face predictions: "
+        "`predictions.csv`.\n",
+        "## Headline\n", md(tables.headline_table(metrics)), md(tables.paper_table(metrics)),
+    ]
+    for task in ("gender", "race"):
+        if task in metrics["classification"]:
+            sections += [f"## {tables.TASK_TITLES[task]}\n", md(tables.class_table(metrics, task)),
+                         md(tables.confusion_table(metrics, task)),
+                         md(tables.confusion_table(metrics, task, normalized=True)),
+                         _figure(figures, f"confusion_{task}", f"{task} confusion matrices")]
+    if metrics.get("age"):
+        sections += ["## Age\n", md(tables.age_band_table(metrics)),
+                     _figure(figures, "age_scatter", "predicted vs true age"),
+                     _figure(figures, "age_bands", "age MAE per band")]
+    fairness = tables.fairness_tables(metrics)
+    if fairness:
+        sections += ["## Fairness\n",
+                     "Each metric per group of the true labels. Within a group the true class "
+                     "is fixed, so a group's accuracy is the recall of that class.\n",
+                     *(md(spec) for spec in fairness),
+                     _figure(figures, "fairness", "metrics per gender x ethnicity group")]
+    return "\n".join(section for section in sections if section)
+
+
+def write_report(metrics: dict[str, Any], true_age: np.ndarray | None,
+                 predicted_age: np.ndarray | None, out_dir: Path) -> list[Path]:
+    """Write the figures and ``report.md``; return the paths written."""
+    figures = write_figures(metrics, true_age, predicted_age, out_dir)
+    report = write_text(out_dir / "report.md", report_markdown(metrics, figures))
+    return [*figures.values(), report]

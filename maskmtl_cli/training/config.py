@@ -1,0 +1,224 @@
+"""``TrainConfig``: every setting of ``maskmtl train``, with its default, in one place.
+
+This module imports only the standard library so that the CLI can read the defaults for its
+help text without starting Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from maskmtl_cli.errors import InputError
+
+ARCHITECTURES = ("hierarchical", "hard", "soft")
+TASKS = ("age", "gender", "race")
+PRESET_NAMES = ("compact", "notebook", "tiny")
+COLOR_MODES = ("gray", "rgb")
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+BACKENDS = ("tensorflow", "jax", "torch")
+#: Default strength of the soft-sharing L2 penalty (``--arch soft``).
+DEFAULT_SOFT_L2 = 1e-3
+#: Default task weights: age L1 is in years (a typical MAE of 5-8) while the two
+#: cross-entropies are below 1, so age gets 0.1 to keep the three terms comparable.
+DEFAULT_LOSS_WEIGHTS = {"age": 0.1, "gender": 1.0, "race": 1.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Resolved settings of one training run (saved as ``config.json`` in the run folder).
+
+    Attributes:
+        manifest: Manifest CSV with train and val rows (absolute once resolved).
+        arch: "hierarchical" (the paper's), "hard" or "soft" parameter sharing.
+        nonlocal_block: Add a non-local block after the encoder.
+        tasks: Tasks to train, a non-empty subset of age, gender, race.
+        preset: Layer widths: "compact" (default), "notebook" (13.2M, the released notebook)
+            or "tiny" (smoke tests).
+        image_size: Input height and width in pixels.
+        color_mode: "gray" or "rgb".
+        batch_size: Training batch size.
+        epochs: Total number of epochs.
+        lr: Adam learning rate.
+        lr_schedule: "constant", "cosine" (to 0 over all epochs) or "plateau" (halve after 3
+            epochs without a better validation loss).
+        early_stopping: Stop after this many epochs without a better validation loss (0: off).
+        augment: Random flip, shift and brightness while training.
+        loss_weights: Fixed weight of each task loss.
+        uncertainty_weighting: Learn the task weights instead (Kendall et al., CVPR 2018).
+        soft_l2: Strength of the L2 penalty tying the per-task encoders (``arch="soft"`` only;
+            None means ``DEFAULT_SOFT_L2`` for soft and 0 otherwise).
+        drop_missing: Drop images without a label for a trained task instead of failing.
+        seed: Seed of weights, shuffling, dropout and augmentation.
+        backend: Keras backend; None keeps the current one (TensorFlow by default).
+        mixed_precision: bfloat16 compute; None means on when a GPU is used.
+        jit_compile: XLA compilation; None means on with JAX, or TensorFlow on a GPU; off on
+            CPUs (no faster there, and slower to start).
+        steps_per_execution: Training steps per compiled call (raise on GPU for throughput).
+        run_eagerly: Skip graph compilation (Keras ``run_eagerly``): each step is slower but
+            training starts at once; for debugging and smoke runs on tiny data.
+        name: Run folder name under ``project``; None picks train, train2, ...
+        project: Folder that holds run folders.
+        cache_dir: Image cache folder; None uses the data layer's default cache.
+    """
+
+    manifest: str = "manifest.csv"
+    arch: str = "hierarchical"
+    nonlocal_block: bool = False
+    tasks: tuple[str, ...] = TASKS
+    preset: str = "compact"
+    image_size: int = 48
+    color_mode: str = "gray"
+    batch_size: int = 32
+    epochs: int = 40
+    lr: float = 1e-3
+    lr_schedule: str = "constant"
+    early_stopping: int = 0
+    augment: bool = False
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
+    uncertainty_weighting: bool = False
+    soft_l2: float | None = None
+    drop_missing: bool = False
+    seed: int = 0
+    backend: str | None = None
+    mixed_precision: bool | None = None
+    jit_compile: bool | None = None
+    steps_per_execution: int = 1
+    run_eagerly: bool = False
+    name: str | None = None
+    project: str = "runs"
+    cache_dir: str | None = None
+
+    def __post_init__(self):
+        _check_choice("arch", self.arch, ARCHITECTURES)
+        _check_choice("preset", self.preset, PRESET_NAMES)
+        _check_choice("color", self.color_mode, COLOR_MODES)
+        _check_choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.backend is not None:
+            _check_choice("backend", self.backend, BACKENDS)
+        tasks = parse_tasks(self.tasks)
+        object.__setattr__(self, "tasks", tasks)
+        weights = dict(DEFAULT_LOSS_WEIGHTS)
+        weights.update(parse_loss_weights(self.loss_weights))
+        object.__setattr__(self, "loss_weights", {task: weights[task] for task in TASKS})
+        for option, value, smallest in (
+            ("image-size", self.image_size, 8),
+            ("batch-size", self.batch_size, 1),
+            ("epochs", self.epochs, 1),
+            ("steps-per-execution", self.steps_per_execution, 1),
+        ):
+            if int(value) != value or value < smallest:
+                raise InputError(
+                    f"--{option} must be an integer of at least {smallest}; got {value}."
+                )
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise InputError(f"--lr must be a positive number; got {self.lr}.")
+        if self.early_stopping < 0:
+            raise InputError(
+                f"--early-stopping must be 0 (off) or more epochs; got {self.early_stopping}."
+            )
+        if self.soft_l2 is not None:
+            if self.arch != "soft" and self.soft_l2 > 0:
+                raise InputError(
+                    f"--soft-l2 ties the per-task encoders of --arch soft; it has no effect with "
+                    f"--arch {self.arch}. Drop it or use --arch soft."
+                )
+            if not (math.isfinite(self.soft_l2) and self.soft_l2 >= 0):
+                raise InputError(f"--soft-l2 must be 0 or more; got {self.soft_l2}.")
+        bad_name = not self.name or "/" in self.name or self.name in (".", "..")
+        if self.name is not None and bad_name:
+            raise InputError(f"--name must be a plain folder name; got {self.name!r}.")
+
+    @property
+    def soft_l2_strength(self) -> float:
+        """The penalty strength actually used."""
+        if self.soft_l2 is not None:
+            return float(self.soft_l2)
+        return DEFAULT_SOFT_L2 if self.arch == "soft" else 0.0
+
+    def task_loss_weights(self) -> list[float]:
+        """Fixed loss weights of the trained tasks, in task order."""
+        return [self.loss_weights[task] for task in self.tasks]
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples become lists)."""
+        data = dataclasses.asdict(self)
+        data["tasks"] = list(self.tasks)
+        return data
+
+    def save(self, path: Path) -> None:
+        """Write the config as indented JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        """Read a saved ``config.json``; InputError naming the file if it is unusable."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            known = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{key: value for key, value in data.items() if key in known})
+        except (OSError, ValueError, TypeError) as error:
+            raise InputError(
+                f"Cannot read the run config '{path}': {error}. The run folder may be damaged; "
+                "start a new run instead of resuming it."
+            ) from None
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def parse_tasks(tasks) -> tuple[str, ...]:
+    """``"age,race"`` or a sequence -> tasks in canonical order; InputError listing valid ones."""
+    if isinstance(tasks, str):
+        tasks = [part.strip() for part in tasks.split(",") if part.strip()]
+    tasks = list(tasks)
+    for task in tasks:
+        if task not in TASKS:
+            raise InputError(
+                f"Unknown task '{task}'. Choose any of: {', '.join(TASKS)} "
+                "(comma-separated, for example --tasks age,gender)."
+            )
+    if not tasks:
+        raise InputError(f"--tasks is empty. Choose any of: {', '.join(TASKS)}.")
+    return tuple(task for task in TASKS if task in tasks)
+
+
+def parse_loss_weights(weights) -> dict[str, float]:
+    """``"age=0.1,race=2"`` or a dict -> {task: weight}; InputError for bad entries."""
+    if isinstance(weights, dict):
+        items = list(weights.items())
+    else:
+        items = []
+        for part in str(weights).split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise InputError(
+                    f"Bad --loss-weights entry '{part.strip()}'. Use TASK=WEIGHT pairs, for "
+                    "example --loss-weights age=0.1,gender=1,race=1."
+                )
+            key, value = part.split("=", 1)
+            items.append((key.strip(), value.strip()))
+    parsed = {}
+    for task, value in items:
+        if task not in TASKS:
+            raise InputError(
+                f"Unknown task '{task}' in --loss-weights. Choose from: {', '.join(TASKS)}."
+            )
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"Loss weight of {task} must be a number; got '{value}'.") from None
+        if not (math.isfinite(number) and number >= 0):
+            raise InputError(f"Loss weight of {task} must be 0 or more; got {value}.")
+        parsed[task] = number
+    return parsed
+
+
+def _check_choice(option: str, value, choices) -> None:
+    if value not in choices:
+        raise InputError(f"Unknown {option} '{value}'. Choose one of: {', '.join(choices)}.")

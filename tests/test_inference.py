@@ -1,0 +1,110 @@
+"""maskmtl_cli.inference: finding, loading and running saved models."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from maskmtl_cli import inference
+from maskmtl_cli.errors import InputError, ModelError
+from maskmtl_cli.models import MultiTaskTrainer, build_network
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A tiny hierarchical gray 32x32 network, trained one step, saved as a run's best.keras."""
+    run_dir = tmp_path_factory.mktemp("runs") / "train"
+    run_dir.mkdir()
+    keras.utils.set_random_seed(3)
+    network = build_network("hierarchical", preset="tiny", image_size=32, nonlocal_block=True)
+    trainer = MultiTaskTrainer(network, ("age", "gender", "race"))
+    trainer.compile(optimizer="adam", run_eagerly=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 32, 32, 1)).astype("uint8")
+    targets = {"age": rng.uniform(1, 90, 8).astype("float32"),
+               "gender": rng.integers(0, 2, 8).astype("float32"),
+               "race": rng.integers(0, 5, 8).astype("int32")}
+    trainer.fit(images, targets, batch_size=8, epochs=1, verbose=0)
+    network.save(run_dir / "best.keras")
+    (run_dir / "config.json").write_text('{"manifest": "/data/manifest.csv", "image_size": 32}')
+    return run_dir, network, images
+
+
+def test_saved_model_reloads_and_predicts_identically(saved_model):
+    run_dir, network, images = saved_model
+    model = inference.load_model(run_dir)
+    assert inference.input_spec(model) == (32, "gray")
+    assert inference.model_tasks(model) == ["age", "gender", "race"]
+    results = inference.predict_arrays(model, images, batch_size=3)
+    expected = network.predict_on_batch(images.astype("float32"))
+    assert results["age"].shape == (8,) and results["race"].shape == (8, 5)
+    np.testing.assert_allclose(results["age"], expected["age"][:, 0], rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(results["gender"], expected["gender"][:, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(results["race"], expected["race"], rtol=1e-5, atol=1e-6)
+    # Grayscale images may come without the channel axis.
+    squeezed = inference.predict_arrays(model, images[..., 0], batch_size=8)
+    np.testing.assert_allclose(squeezed["race"], results["race"], rtol=1e-5, atol=1e-6)
+
+
+def test_flip_averages_with_the_mirrored_image(saved_model):
+    run_dir, _, images = saved_model
+    model = inference.load_model(run_dir / "best.keras")
+    plain = inference.predict_arrays(model, images)
+    mirrored = inference.predict_arrays(model, images[:, :, ::-1])
+    flipped = inference.predict_arrays(model, images, flip=True)
+    np.testing.assert_allclose(flipped["age"], (plain["age"] + mirrored["age"]) / 2, rtol=1e-5)
+    empty = inference.predict_arrays(model, images[:0])
+    assert empty["age"].shape == (0,) and empty["race"].shape == (0, 5)
+
+
+def test_wrong_image_size_is_an_input_error(saved_model):
+    model = inference.load_model(saved_model[0])
+    with pytest.raises(InputError, match=r"expects \(32, 32, 1\)"):
+        inference.predict_arrays(model, np.zeros((2, 48, 48, 1), dtype="uint8"))
+
+
+def test_resolve_model_path_explains_what_is_missing(tmp_path, saved_model):
+    assert inference.resolve_model_path(saved_model[0]) == saved_model[0] / "best.keras"
+    with pytest.raises(ModelError, match="does not exist"):
+        inference.resolve_model_path(tmp_path / "nothing")
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(ModelError, match="No best.keras"):
+        inference.resolve_model_path(empty)
+    (empty / "last.keras").write_bytes(b"")
+    with pytest.raises(ModelError, match="--resume"):
+        inference.resolve_model_path(empty)
+    text = tmp_path / "model.h5"
+    text.write_text("x")
+    with pytest.raises(ModelError, match="not a .keras model file"):
+        inference.resolve_model_path(text)
+
+
+def test_corrupt_or_foreign_models_are_model_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(b"this is not a zip archive")
+    with pytest.raises(ModelError, match="Cannot load model"):
+        inference.load_model(corrupt)
+    inputs = keras.Input((10,))
+    foreign = keras.Model(inputs, keras.layers.Dense(2, name="logits")(inputs))
+    foreign.save(tmp_path / "foreign.keras")
+    with pytest.raises(ModelError, match="square images"):
+        inference.load_model(tmp_path / "foreign.keras")
+
+
+def test_latest_run_and_run_config(tmp_path, saved_model):
+    with pytest.raises(ModelError, match="No trained run found"):
+        inference.latest_run(tmp_path / "runs")
+    for index, name in enumerate(("train", "train2", "exp")):
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "best.keras").write_bytes(b"")
+        os.utime(folder / "best.keras", (1_000_000 + index, 1_000_000 + index))
+    (tmp_path / "runs" / "unfinished").mkdir()
+    assert inference.latest_run(tmp_path / "runs") == tmp_path / "runs" / "exp"
+    config = inference.run_config(saved_model[0] / "best.keras")
+    assert config["manifest"] == "/data/manifest.csv"
+    assert inference.run_config(tmp_path) is None

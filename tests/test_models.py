@@ -1,0 +1,146 @@
+"""Architectures, presets, losses and the training wrapper."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from maskmtl_cli.errors import InputError
+from maskmtl_cli.models import (
+    ARCHITECTURES,
+    PRESETS,
+    MultiTaskTrainer,
+    UncertaintyWeighting,
+    build_network,
+    count_parameters,
+    min_image_size,
+    soft_sharing_groups,
+    soft_sharing_penalty,
+)
+from maskmtl_cli.models import losses
+from maskmtl_cli.training import config
+
+
+def test_notebook_preset_has_the_released_parameter_count():
+    model = build_network("hierarchical", preset="notebook", image_size=48, color_mode="gray")
+    assert count_parameters(model)["total"] == 13_225_767
+    assert model.count_params() == 13_225_767
+
+
+def test_compact_feature_extractor_is_about_0_3m_parameters():
+    model = build_network("hierarchical", preset="compact")
+    conv_layers = [layer for layer in model.layers
+                   if "block" in layer.name or "branch" in layer.name]
+    conv_params = sum(layer.count_params() for layer in conv_layers)
+    assert 250_000 <= conv_params <= 350_000
+
+
+def test_config_lists_match_the_model_library():
+    assert tuple(config.ARCHITECTURES) == ARCHITECTURES
+    assert set(config.PRESET_NAMES) == set(PRESETS)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_outputs_follow_the_model_contract(arch):
+    model = build_network(arch, preset="tiny", image_size=32, color_mode="rgb",
+                          age_mean=30.0, age_std=10.0)
+    assert model.input.name == "image" and tuple(model.input_shape) == (None, 32, 32, 3)
+    outputs = model(np.zeros((2, 32, 32, 3), dtype="float32"))
+    assert set(outputs) == {"age", "gender", "race"}
+    assert tuple(outputs["age"].shape) == (2, 1) and tuple(outputs["race"].shape) == (2, 5)
+    np.testing.assert_allclose(np.asarray(outputs["race"]).sum(axis=1), 1.0, rtol=1e-5)
+    gender = np.asarray(outputs["gender"])
+    assert ((gender > 0) & (gender < 1)).all()
+    # The age head predicts a standardised age; the model turns it into years.
+    dense = model.get_layer("age_standardised")
+    dense.kernel.assign(np.zeros(dense.kernel.shape, dtype="float32"))
+    dense.bias.assign(np.ones((1,), dtype="float32"))
+    ages = np.asarray(model(np.zeros((2, 32, 32, 3), dtype="float32"))["age"])
+    np.testing.assert_allclose(ages, 40.0)  # mean + 1 std
+
+
+def test_task_subsets_build_only_what_they_need():
+    race_only = build_network("hierarchical", tasks=("race",), preset="tiny", image_size=32)
+    names = {layer.name for layer in race_only.layers}
+    assert list(race_only.output_names) == ["race"]
+    assert "gender_branch_conv" in names and "gender_dense1" not in names and "age" not in names
+    hard = build_network("hard", tasks="race", preset="tiny", image_size=16)
+    assert "gender_branch_conv" not in {layer.name for layer in hard.layers}
+    age_only = build_network("hard", tasks=["age"], preset="tiny", image_size=8)
+    assert list(age_only.output_names) == ["age"]
+
+
+def test_bad_arch_task_and_size_are_input_errors():
+    with pytest.raises(InputError, match="Choose one of: hierarchical, hard, soft"):
+        build_network("pyramid")
+    with pytest.raises(InputError, match="Unknown task 'mood'"):
+        build_network(tasks=("age", "mood"))
+    with pytest.raises(InputError, match="at least 32x32"):
+        build_network("hierarchical", preset="tiny", image_size=24)
+    assert min_image_size("hierarchical", ("age",)) == 8
+    assert min_image_size("hard", ("age", "race")) == 16
+    assert min_image_size("hierarchical", ("gender", "race")) == 32
+
+
+def test_soft_sharing_penalty_vanishes_when_encoders_agree():
+    model = build_network("soft", preset="tiny", image_size=32, nonlocal_block=True)
+    groups = soft_sharing_groups(model, ("age", "gender", "race"))
+    roles = {weights[0].path.split("/")[0].split("_", 1)[1] for weights in groups}
+    assert {"block1_conv", "block3_bn", "non_local", "branch_conv"} <= roles
+    assert float(soft_sharing_penalty(groups)) > 0
+    for weights in groups:
+        for weight in weights[1:]:
+            weight.assign(weights[0])
+    assert float(soft_sharing_penalty(groups)) == 0.0
+
+
+def test_task_losses_match_their_definitions():
+    y_true = {"age": np.array([20.0, 40.0], "float32"), "gender": np.array([0.0, 1.0], "float32"),
+              "race": np.array([1, 4], "int32")}
+    probs = np.array([[0.1, 0.6, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.2, 0.2]], "float32")
+    y_pred = {"age": np.array([[25.0], [37.0]], "float32"),
+              "gender": np.array([[0.2], [0.9]], "float32"), "race": probs}
+    age, gender, race = (float(v) for v in losses.task_losses(("age", "gender", "race"),
+                                                               y_true, y_pred))
+    assert age == pytest.approx(4.0)
+    assert gender == pytest.approx(-(np.log(0.8) + np.log(0.9)) / 2, rel=1e-4)
+    assert race == pytest.approx(-(np.log(0.6) + np.log(0.2)) / 2, rel=1e-4)
+    assert float(losses.weighted_sum([age, gender], [0.1, 2.0])) == pytest.approx(
+        0.4 + 2 * gender)
+
+
+def test_uncertainty_weighting_follows_kendall():
+    layer = UncertaintyWeighting(2)
+    task_losses = [keras.ops.convert_to_tensor(2.0), keras.ops.convert_to_tensor(3.0)]
+    assert float(layer(task_losses)) == pytest.approx(5.0)  # s = 0: plain sum
+    layer.log_variances.assign(np.array([np.log(4.0), 0.5], "float32"))
+    expected = 2.0 / 4.0 + np.log(4.0) + 3.0 * np.exp(-0.5) + 0.5
+    assert float(layer(task_losses)) == pytest.approx(expected, rel=1e-5)
+    np.testing.assert_allclose(layer.task_weights(), [0.25, np.exp(-0.5)], rtol=1e-5)
+
+
+def test_trainer_loss_and_config_round_trip():
+    network = build_network("soft", tasks=("age", "race"), preset="tiny", image_size=16)
+    trainer = MultiTaskTrainer(network, ("age", "race"), loss_weights=[0.5, 2.0], soft_l2=0.01)
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1)).astype("uint8")
+    targets = {"age": np.array([10, 20, 30, 40], "float32"), "race": np.array([0, 1, 2, 3])}
+    predictions = trainer(images)
+    expected = (0.5 * float(losses.task_losses(["age"], targets, predictions)[0])
+                + 2.0 * float(losses.task_losses(["race"], targets, predictions)[0])
+                + 0.01 * float(soft_sharing_penalty(soft_sharing_groups(network, ("age", "race")))))
+    total = float(trainer.compute_loss(images, targets, predictions))
+    assert total == pytest.approx(expected, rel=1e-5)
+    clone = MultiTaskTrainer.from_config(trainer.get_config())
+    assert clone.tasks == ["age", "race"] and clone.loss_weights == [0.5, 2.0]
+    assert clone.soft_l2 == 0.01 and clone.network.count_params() == network.count_params()
+    assert trainer.task_weights() == {"age": 0.5, "race": 2.0}
+
+
+def test_count_parameters_splits_trainable():
+    model = build_network("hard", preset="tiny", image_size=16)
+    counts = count_parameters(model)
+    assert counts["total"] == model.count_params()
+    batch_norm_stats = sum(2 * layer.gamma.shape[0] for layer in model.layers
+                           if isinstance(layer, keras.layers.BatchNormalization))
+    assert counts["non_trainable"] == batch_norm_stats
