@@ -71,8 +71,8 @@ def main() -> None:
               f"{args.image_size}x{args.image_size}, epochs {args.epochs}, "
               f"mixed precision {args.mixed_precision}, jit {args.jit}, "
               f"steps/execution {args.steps_per_execution}")
-        header = ("batch", "images/s", "epoch s (2+)", "40 epochs (est.)", "peak RSS MiB",
-                  "train imgs", "device")
+        header = ("batch", "images/s", "images/CPU-s", "epoch s (2+)", "40 epochs (est.)",
+                  "peak RSS MiB", "train imgs", "device")
         print(" | ".join(header))
         for batch_size in [int(b) for b in args.batch_sizes.split(",")]:
             row = run_train(args, manifest, batch_size, scratch / f"runs{batch_size}")
@@ -106,7 +106,8 @@ def run_train(args, manifest: Path, batch_size: int, project: Path) -> tuple:
     later = seconds[1:] or seconds
     mean_later = sum(later) / len(later)
     estimate = seconds[0] + 39 * mean_later
-    return (batch_size, f"{summary['images_per_second']:,.0f}", f"{mean_later:.1f}",
+    return (batch_size, f"{summary['images_per_second']:,.0f}",
+            f"{summary['images_per_cpu_second']:,.0f}", f"{mean_later:.1f}",
             f"{estimate / 60:.1f} min", f"{summary['peak_rss_mib']:,.0f}",
             summary["train_images"], summary["device"])
 

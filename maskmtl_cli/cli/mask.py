@@ -102,14 +102,14 @@ def mask_command(
         faces=faces, on_fail=on_fail, save_masks=save_masks, overwrite=overwrite,
         workers=workers, limit=limit, preview=preview, jpeg_quality=jpeg_quality,
     )
-    with _progress_bar() as progress:
+    with _ProgressBar() as progress:
         summary = run_mask(config, progress=progress)
     _render_summary(summary)
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
 
 
-class _progress_bar:
+class _ProgressBar:
     """Context manager: a rich bar on stderr with rate and ETA, fed by ``(done, total)`` calls."""
 
     def __enter__(self):

@@ -22,7 +22,10 @@ COLUMN_NAMES = {"gender_accuracy": "Gender acc.", "race_accuracy": "Ethnicity ac
                 "age_mae": "Age MAE", "gender_macro_f1": "Gender F1", "race_macro_f1": "Ethn. F1",
                 "age_cs": "Age CS"}
 #: Training-config keys that describe a model, shown in the "Model" column when present.
-MODEL_KEYS = ("arch", "preset", "nonlocal", "tasks", "image_size", "color_mode")
+#: Keys of a run's config.json that describe the model, and how the table labels them
+#: (training saves the non-local switch as ``nonlocal_block``).
+MODEL_KEYS = {"arch": "arch", "preset": "preset", "nonlocal_block": "nonlocal", "tasks": "tasks",
+              "image_size": "image_size", "color_mode": "color_mode"}
 
 
 def find_metrics(path: Path) -> Path:
@@ -53,12 +56,12 @@ def _describe_model(train_config: dict[str, Any] | None) -> str:
     if not train_config:
         return "–"
     parts = []
-    for key in MODEL_KEYS:
+    for key, label in MODEL_KEYS.items():
         value = train_config.get(key)
         if value is None:
             continue
         if isinstance(value, bool):
-            parts.append(key if value else f"no-{key}")
+            parts.append(label if value else f"no-{label}")
         elif isinstance(value, (list, tuple)):
             parts.append("+".join(map(str, value)))
         else:

@@ -29,7 +29,8 @@ class RunRecorder(keras.callbacks.Callback):
     Args:
         run_dir: The run folder.
         state: Mutable run state (``epochs_done``, ``best_val_loss``, ``best_epoch``,
-            ``best_metrics``, ``timed_images``, ``timed_seconds``); saved as ``state.json``.
+            ``best_metrics``, ``timed_images``, ``timed_seconds``, ``timed_cpu_seconds``);
+            saved as ``state.json``.
         save_best: Called with the trainer when the validation loss improved; saves best.keras.
         train_size: Number of training images (to count images per step).
         batch_size: Training batch size.
@@ -57,12 +58,12 @@ class RunRecorder(keras.callbacks.Callback):
         self._first_epoch_of_fit = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_start = time.perf_counter()
+        self._epoch_start = (time.perf_counter(), time.process_time())
         self._timer_start = None
         self._timer_end = None
 
     def on_train_batch_end(self, batch, logs=None):
-        now = time.perf_counter()
+        now = (time.perf_counter(), time.process_time())
         seen = min((batch + 1) * self.batch_size, self.train_size)
         if self._timer_start is None:
             # The first call of a fit includes graph tracing and compilation: time from its end.
@@ -72,15 +73,21 @@ class RunRecorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = {key: float(value) for key, value in (logs or {}).items()}
         number = epoch + 1
-        seconds = time.perf_counter() - self._epoch_start
+        seconds = time.perf_counter() - self._epoch_start[0]
         self._first_epoch_of_fit = False
         if not all(math.isfinite(logs.get(key, 0.0)) for key in ("loss", "val_loss")):
             self.nan_epoch = number
             self.model.stop_training = True
             return
         if self._timer_start is not None and self._timer_end is not None:
-            self.state["timed_images"] += self._timer_end[1] - self._timer_start[1]
-            self.state["timed_seconds"] += self._timer_end[0] - self._timer_start[0]
+            (wall_end, cpu_end), seen_end = self._timer_end
+            (wall_start, cpu_start), seen_start = self._timer_start
+            self.state["timed_images"] += seen_end - seen_start
+            self.state["timed_seconds"] += wall_end - wall_start
+            # CPU time of all threads: a throughput figure that other processes cannot skew.
+            self.state["timed_cpu_seconds"] = (
+                self.state.get("timed_cpu_seconds", 0.0) + cpu_end - cpu_start
+            )
         learning_rate = float(self.model.optimizer.learning_rate)
         row = {"epoch": number, "lr": _round(learning_rate), "seconds": round(seconds, 3)}
         row.update({key: _round(logs[key]) for key in _ordered_metrics(logs)})
@@ -159,7 +166,7 @@ class ProgressDisplay(keras.callbacks.Callback):
         if self._progress is None:
             return
         logs = logs or {}
-        seconds = time.perf_counter() - self._epoch_start
+        seconds = time.perf_counter() - self._epoch_start[0]
         if self.recorder is not None and self.recorder.nan_epoch == epoch + 1:
             line = f"epoch {epoch + 1}/{self.epochs}: [bold red]loss is NaN[/], stopping"
         else:

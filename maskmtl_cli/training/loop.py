@@ -118,6 +118,7 @@ def train(
             "best_metrics": {},
             "timed_images": 0,
             "timed_seconds": 0.0,
+            "timed_cpu_seconds": 0.0,
             "wall_seconds": 0.0,
             "age_mean": data.age_mean,
             "age_std": data.age_std,
@@ -304,6 +305,8 @@ def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameter
         "unreadable_images": len(data.failures),
         "wall_seconds": round(state.get("wall_seconds", 0.0), 2),
         "images_per_second": round(state["timed_images"] / timed, 1) if timed > 0 else None,
+        "images_per_cpu_second": (round(state["timed_images"] / cpu, 1)
+                                  if (cpu := state.get("timed_cpu_seconds", 0.0)) > 0 else None),
         "batch_size": cfg.batch_size,
         "backend": backend,
         "device": describe_device(),
