@@ -166,7 +166,7 @@ class ProgressDisplay(keras.callbacks.Callback):
         if self._progress is None:
             return
         logs = logs or {}
-        seconds = time.perf_counter() - self._epoch_start[0]
+        seconds = time.perf_counter() - self._epoch_start
         if self.recorder is not None and self.recorder.nan_epoch == epoch + 1:
             line = f"epoch {epoch + 1}/{self.epochs}: [bold red]loss is NaN[/], stopping"
         else:
