@@ -110,9 +110,11 @@ def test_default_manifest_and_run_names_and_reload(dataset, tmp_path, monkeypatc
 
     workdir = dataset.parent
     monkeypatch.chdir(workdir)
-    first = train([*COMPILED, "--cache-dir", str(tmp_path)])
+    with_progress = [arg for arg in COMPILED if arg != "--no-progress"]
+    first = train([*with_progress, "--cache-dir", str(tmp_path)])
     assert first.exit_code == 0, first.output
     assert "runs/train" in first.stdout and "best" in first.stdout
+    assert "epoch 1/1: loss" in first.stderr and "* best" in first.stderr
     second = train([*FAST, "--cache-dir", str(tmp_path), "--tasks", "age", "--json"])
     assert Path(summary_of(second)["run_dir"]) == Path("runs/train2")
     assert inference.latest_run("runs") == Path("runs/train2")

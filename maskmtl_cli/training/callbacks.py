@@ -84,7 +84,7 @@ class RunRecorder(keras.callbacks.Callback):
             (wall_start, cpu_start), seen_start = self._timer_start
             self.state["timed_images"] += seen_end - seen_start
             self.state["timed_seconds"] += wall_end - wall_start
-            # CPU time of all threads: a throughput figure that other processes cannot skew.
+            # CPU time of all threads: a throughput figure other processes skew much less.
             self.state["timed_cpu_seconds"] = (
                 self.state.get("timed_cpu_seconds", 0.0) + cpu_end - cpu_start
             )
