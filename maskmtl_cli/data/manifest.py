@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
 from maskmtl_cli.errors import DataError, InputError
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 MANIFEST_COLUMNS = ("path", "filename", "age", "gender", "race", "sha1", "split")
 SPLITS = ("train", "val", "test")
 
@@ -38,21 +38,11 @@ def find_images(root: Path) -> tuple[list[Path], int]:
         raise InputError(f"Data folder not found: {root}. Pass a folder of face images.")
     if not root.is_dir():
         raise InputError(f"{root} is a file, not a folder. Pass the folder that holds the images.")
-    images, ignored = [], 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in filenames:
-            if name.startswith("."):
-                continue
-            path = Path(dirpath) / name
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(path)
-            else:
-                ignored += 1
+    images, ignored = scan_image_files(root)
     if not images:
         what = "is empty" if ignored == 0 else f"has {ignored} files but no images"
         raise InputError(f"Data folder {root} {what}. Supported: {', '.join(sorted(IMAGE_SUFFIXES))}.")
-    return sorted(images), ignored
+    return images, ignored
 
 
 def inspect_image(path: Path) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from typing import Callable
 
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.masking.config import MaskConfig
+from maskmtl_cli.data.files import scan_image_files
 from maskmtl_cli.masking.io import IMAGE_SUFFIXES, remove_temp_files, write_atomic
 from maskmtl_cli.masking.records import (
     CONFIG_JSON,
@@ -130,20 +131,9 @@ def discover_images(root: Path) -> tuple[list[str], int]:
     Hidden files and folders (names starting with a dot) are skipped; folder links are not
     followed.
     """
-    images: list[str] = []
-    ignored = 0
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
-        relative = Path(folder).relative_to(root)
-        for name in files:
-            if name.startswith("."):
-                continue
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                images.append((relative / name).as_posix())
-            else:
-                ignored += 1
-    images.sort()
-    return images, ignored
+    paths, ignored = scan_image_files(root)
+    # sorted as relative POSIX strings: image i's seed depends on this exact order
+    return sorted(path.relative_to(root).as_posix() for path in paths), ignored
 
 
 def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> MaskSummary:

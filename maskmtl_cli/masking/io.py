@@ -21,8 +21,8 @@ import numpy as np
 
 from maskmtl_cli.errors import DataError
 
-#: File suffixes treated as images (compared lower-case). Outputs keep the input's suffix.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from maskmtl_cli.data.files import IMAGE_SUFFIXES  # noqa: F401  (outputs keep the input's suffix)
+
 #: Suffix of the temporary files behind atomic writes (hidden: they start with a dot).
 TEMP_SUFFIX = ".maskmtl-tmp"
 _JPEG_SUFFIXES = (".jpg", ".jpeg")

@@ -13,7 +13,7 @@ from maskmtl_cli.errors import DataError, InputError
 from maskmtl_cli.prediction.alignment import square_crop, to_model_input
 
 #: File suffixes read from folders (case-insensitive). Files named explicitly are always tried.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> 
     found: list[tuple[Path, PurePath]] = []
     for given in inputs:
         if given.is_dir():
-            files = sorted(_walk_images(given, excluded))
+            files = scan_image_files(given, excluded)[0]
             if not files:
                 raise InputError(
                     f"No images in folder '{given}' (searched recursively for "
@@ -147,18 +147,6 @@ def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> 
         used_names.add(name)
         images.append(InputImage(path, name))
     return images
-
-
-def _walk_images(folder: Path, excluded: set[Path]):
-    """Image files under ``folder``, skipping hidden entries and the ``excluded`` folders."""
-    import os
-
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [name for name in dirs if not name.startswith(".")
-                   and Path(root, name).resolve() not in excluded]
-        for name in files:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                yield Path(root, name)
 
 
 def check_output_dirs(inputs: tuple[Path, ...], annotate_dir: Path | None, cam_dir: Path | None,
