@@ -1,8 +1,10 @@
 """Speed of `maskmtl predict`: one photo cold, where that time goes, and warm throughput.
 
-Prints four measurements (record them in docs/predict.md with the machine and its load):
+Prints four measurements per engine (``--engines numpy,keras``; record them in docs/predict.md
+with the machine and its load):
 
-1. cold: wall time of ``maskmtl predict tests/data/astronaut.jpg --model M`` in a fresh process
+1. cold: wall time of ``maskmtl predict tests/data/astronaut.jpg --model M --engine E`` in a
+   fresh process
    (process start to printed result), median and min over ``--cold-runs`` runs;
 2. cold breakdown: the same steps timed one by one inside a fresh process;
 3. warm throughput on aligned crops: ``run_predict(..., aligned=True)`` over ``--crops``
@@ -10,14 +12,14 @@ Prints four measurements (record them in docs/predict.md with the machine and it
    plus the forward pass alone (``predict_arrays`` on in-memory 48x48 inputs);
 4. warm photos: ``predict_image`` on the 512x512 astronaut photo (MTCNN, align, predict).
 
-Without ``--model`` the default architecture of ``maskmtl train`` is built untrained (hierarchical,
-preset compact, 48x48 grayscale; ``--nonlocal`` adds the non-local block): the same compute as a
-trained model of that shape. Crops are made from the public-domain astronaut photo (shifted,
+Without ``--model`` the pretrained model shipped in the package is used; ``--untrained`` builds the
+default architecture of ``maskmtl train`` instead (hierarchical, preset compact, 48x48 grayscale;
+``--nonlocal`` adds the non-local block). Crops are made from the public-domain astronaut photo (shifted,
 brightness-jittered copies of its aligned face); nothing is read from the UTKFace data.
 
 Usage (from the repository root):
 
-    TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_predict.py [--model M] [--crops 2048]
+    TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_predict.py [--model M] [--engines numpy,keras]
 """
 
 from __future__ import annotations
@@ -43,21 +45,23 @@ steps, last = {}, start
 def lap(name):
     global last
     now = time.perf_counter(); steps[name] = round(now - last, 3); last = now
+engine = sys.argv[3]
 from maskmtl_cli.cli import app; lap("python + CLI modules")
 import numpy, PIL.Image, cv2; lap("numpy, Pillow, OpenCV")
-import tensorflow; lap("import tensorflow (+ keras)")
+if engine == "keras":
+    import tensorflow; lap("import tensorflow (+ keras)")
 from maskmtl_cli.inference import load_model, input_spec, predict_arrays
-model = load_model(sys.argv[1]); lap("load .keras model")
+model = load_model(sys.argv[1], engine); lap("load .keras model")
 from maskmtl_cli.prediction.detection import get_detector
-detector = get_detector("mtcnn"); lap("build MTCNN")
-from maskmtl_cli.prediction.predict import read_image, face_crops
+from maskmtl_cli.prediction.predict import detector_engine, read_image, face_crops
+detector = get_detector("mtcnn", detector_engine(engine)); lap("build MTCNN")
 from maskmtl_cli.prediction.alignment import to_model_input
 photo = read_image(sys.argv[2]); lap("read photo")
-pairs = face_crops(photo, "mtcnn"); lap("first detection + alignment")
+pairs = face_crops(photo, "mtcnn", engine=detector_engine(engine)); lap("first detection + alignment")
 size, mode = input_spec(model)
 inputs = numpy.stack([to_model_input(crop, size, mode) for _, crop in pairs])
 predict_arrays(model, inputs); lap("first forward pass")
-face_crops(photo, "mtcnn"); lap("(second detection, for comparison)")
+face_crops(photo, "mtcnn", engine=detector_engine(engine)); lap("(second detection, for comparison)")
 predict_arrays(model, inputs); lap("(second forward pass, for comparison)")
 print(json.dumps(steps))
 """
@@ -65,9 +69,14 @@ print(json.dumps(steps))
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, help="A .keras file or run folder.")
+    parser.add_argument("--model", type=Path, help="A .keras file or run folder "
+                        "(default: the shipped pretrained model).")
+    parser.add_argument("--untrained", action="store_true",
+                        help="Build the default `maskmtl train` network untrained instead.")
     parser.add_argument("--nonlocal", dest="nonlocal_block", action="store_true",
-                        help="Without --model: build the network with the non-local block.")
+                        help="With --untrained: build the network with the non-local block.")
+    parser.add_argument("--engines", default="numpy,keras",
+                        help="Comma-separated engines to measure (numpy, keras).")
     parser.add_argument("--crops", type=int, default=2048, help="Aligned crops to predict.")
     parser.add_argument("--repeats", type=int, default=3, help="Timed repeats of warm runs.")
     parser.add_argument("--cold-runs", type=int, default=3, help="Cold process runs.")
@@ -88,10 +97,10 @@ def build_default_model(folder: Path, nonlocal_block: bool) -> Path:
     return path
 
 
-def cold(model: Path, runs: int) -> None:
+def cold(model: Path, runs: int, engine: str) -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     command = [sys.executable, "-m", "maskmtl_cli", "predict", str(ASTRONAUT), "--model",
-               str(model)]
+               str(model), "--engine", engine]
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -99,7 +108,8 @@ def cold(model: Path, runs: int) -> None:
         times.append(time.perf_counter() - start)
     print(f"\n1. cold, one photo ({' '.join(['maskmtl', *command[3:]])}):")
     print(f"   median {statistics.median(times):.2f} s, min {min(times):.2f} s over {runs} runs")
-    probe = subprocess.run([sys.executable, "-c", BREAKDOWN_PROBE, str(model), str(ASTRONAUT)],
+    probe = subprocess.run([sys.executable, "-c", BREAKDOWN_PROBE, str(model), str(ASTRONAUT),
+                            engine],
                            check=True, capture_output=True, text=True, env=env, cwd=REPO)
     steps = json.loads(probe.stdout.strip().splitlines()[-1])
     print("\n2. cold breakdown (one fresh process):")
@@ -127,17 +137,17 @@ def make_crops(folder: Path, count: int) -> None:
             folder / f"crop_{index:05d}.jpg", quality=90)
 
 
-def warm(model_path: Path, crops: int, repeats: int, batch_size: int) -> None:
+def warm(model_path: Path, crops: int, repeats: int, batch_size: int, engine: str) -> None:
     import numpy as np
 
     from maskmtl_cli.inference import input_spec, load_model, predict_arrays
     from maskmtl_cli.prediction.predict import PredictConfig, predict_image, read_image, run_predict
 
-    model = load_model(model_path)
+    model = load_model(model_path, engine)
     with tempfile.TemporaryDirectory() as folder:
         make_crops(Path(folder), crops)
         config = PredictConfig(inputs=(Path(folder),), model=model_path, aligned=True,
-                               batch_size=batch_size)
+                               batch_size=batch_size, engine=engine)
         run_predict(config, model=model)  # warm-up: graph tracing, file cache
         rates = []
         for _ in range(repeats):
@@ -159,11 +169,11 @@ def warm(model_path: Path, crops: int, repeats: int, batch_size: int) -> None:
     print(f"   forward pass only ({size}x{size} {mode}): median {statistics.median(rates):.0f}, "
           f"best {max(rates):.0f} faces/s")
     photo = read_image(ASTRONAUT)
-    predict_image(photo, model)
+    predict_image(photo, model, engine=engine)
     times = []
     for _ in range(max(5, repeats)):
         start = time.perf_counter()
-        predict_image(photo, model)
+        predict_image(photo, model, engine=engine)
         times.append(time.perf_counter() - start)
     print(f"\n4. warm, one 512x512 photo (MTCNN + align + predict): median "
           f"{statistics.median(times) * 1000:.0f} ms, min {min(times) * 1000:.0f} ms "
@@ -175,10 +185,18 @@ def main() -> None:
     args = parse_args()
     print(f"cpus: {os.cpu_count()}, load average at start: "
           f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    from maskmtl_cli.prediction.predict import DEFAULT_MODEL
+
     with tempfile.TemporaryDirectory() as folder:
-        model = args.model or build_default_model(Path(folder), args.nonlocal_block)
-        cold(model, args.cold_runs)
-        warm(model, args.crops, args.repeats, args.batch_size)
+        if args.untrained:
+            model = build_default_model(Path(folder), args.nonlocal_block)
+        else:
+            model = args.model or DEFAULT_MODEL
+            print(f"model: {model}")
+        for engine in [part.strip() for part in args.engines.split(",") if part.strip()]:
+            print(f"\n=== engine: {engine} ===")
+            cold(model, args.cold_runs, engine)
+            warm(model, args.crops, args.repeats, args.batch_size, engine)
     print(f"\nload average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

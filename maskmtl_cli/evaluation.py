@@ -21,8 +21,18 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from maskmtl_cli.bootstrap import bootstrap_intervals
+from maskmtl_cli.bootstrap import resample_indices  # noqa: F401  (re-exported)
 from maskmtl_cli.errors import DataError
 from maskmtl_cli.eval_config import MetricOptions
+from maskmtl_cli.scoring import (
+    _macro,
+    _ratio,
+    known_mask,
+    n_classes,
+    predicted_classes,
+    scores_from_confusion,
+)
 
 CLASS_TASKS = ("gender", "race")
 #: Headline numbers that get bootstrap intervals, as (task, metric) pairs.
@@ -77,13 +87,6 @@ def _headline(classification: dict, age: dict | None) -> dict[str, float | None]
             for task, metric in HEADLINE if sources.get(task) is not None}
 
 
-def _ratio(numerator: np.ndarray | float, denominator: np.ndarray | float) -> np.ndarray:
-    """Element-wise division that gives 0 where the denominator is 0 (scikit-learn's default)."""
-    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
-    out = np.zeros(np.broadcast(numerator, denominator).shape)
-    return np.divide(numerator, denominator, out=out, where=denominator != 0)
-
-
 def _clean(value: float) -> float | None:
     """A float for JSON: NaN and infinities become None."""
     value = float(value)
@@ -108,25 +111,6 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 def row_normalize(matrix: np.ndarray) -> np.ndarray:
     """Each row divided by its sum (rows without any faces stay 0), i.e. per-class recall."""
     return _ratio(matrix, matrix.sum(axis=1, keepdims=True))
-
-
-def scores_from_confusion(matrix: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class precision, recall, F1 and support from confusion matrices.
-
-    Works on one (K, K) matrix or a stack (B, K, K). Zero divisions give 0, as scikit-learn does.
-    """
-    true_positive = np.diagonal(matrix, axis1=-2, axis2=-1).astype(float)
-    support = matrix.sum(axis=-1)
-    predicted = matrix.sum(axis=-2)
-    precision, recall = _ratio(true_positive, predicted), _ratio(true_positive, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
-    return {"precision": precision, "recall": recall, "f1": f1, "support": support,
-            "present": (support + predicted) > 0}
-
-
-def _macro(values: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Mean over the classes that occur in the labels or the predictions (scikit-learn's rule)."""
-    return _ratio((values * present).sum(axis=-1), present.sum(axis=-1))
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
@@ -202,25 +186,6 @@ def age_metrics(true_age: np.ndarray, predicted_age: np.ndarray, *, cs_threshold
         baseline = {"mae": median["mae"], "cs": median["cs"], "rmse": mean["rmse"]}
     return {"n": len(true_age), **error_summary(error, cs_threshold),
             "cs_threshold": cs_threshold, "bands": bands, "constant_baseline": baseline}
-
-
-def predicted_classes(predictions: Mapping[str, np.ndarray], task: str,
-                      gender_threshold: float = 0.5) -> np.ndarray:
-    """Predicted class indices for ``gender`` (thresholded P(female)) or ``race`` (arg-max)."""
-    if task == "gender":
-        return (np.asarray(predictions["gender"]).reshape(-1) >= gender_threshold).astype(np.int64)
-    return np.asarray(predictions["race"]).argmax(axis=1).astype(np.int64)
-
-
-def known_mask(labels: Mapping[str, np.ndarray], task: str) -> np.ndarray:
-    """Rows whose label for ``task`` is known (age not NaN, classes not negative)."""
-    values = np.asarray(labels[task])
-    return ~np.isnan(values.astype(float)) if task == "age" else values.astype(np.int64) >= 0
-
-
-def n_classes(task: str, predictions: Mapping[str, np.ndarray]) -> int:
-    """Classes of a task: 2 for gender, the width of the race output for race."""
-    return 2 if task == "gender" else np.asarray(predictions["race"]).shape[1]
 
 
 def class_names(task: str, count: int) -> tuple[str, ...]:
@@ -320,72 +285,6 @@ def fairness_breakdown(labels: Mapping[str, np.ndarray], predictions: Mapping[st
     return {"group_by": group_by, "min_group_size": options.min_group_size,
             "groups": groups, "summary": summary,
             "unranked": [group["group"] for group in groups if group["n"] < options.min_group_size]}
-
-
-def resample_indices(n: int, n_resamples: int, seed: int, chunk: int = 100):
-    """Yield bootstrap index arrays of shape (b, n), b <= chunk, from ``default_rng(seed)``."""
-    rng = np.random.default_rng(seed)
-    for start in range(0, n_resamples, chunk):
-        yield rng.integers(0, n, size=(min(chunk, n_resamples - start), n))
-
-
-def _resampled_statistics(labels, predictions, tasks, options, indices) -> dict[str, np.ndarray]:
-    """Headline statistics for each resample in ``indices`` (b, n), vectorised per chunk."""
-    stats: dict[str, np.ndarray] = {}
-    for task in tasks:
-        known = known_mask(labels, task).astype(float)[indices]
-        count = known.sum(axis=1)
-        if task == "age":
-            error = np.nan_to_num(np.asarray(predictions["age"], float)
-                                  - np.asarray(labels["age"], float))[indices]
-            stats["age_mae"] = _ratio((np.abs(error) * known).sum(axis=1), count)
-            stats["age_rmse"] = np.sqrt(_ratio((error ** 2 * known).sum(axis=1), count))
-            stats["age_cs"] = _ratio(((np.abs(error) <= options.cs_threshold) * known).sum(axis=1),
-                                     count)
-        else:
-            k = n_classes(task, predictions)
-            true = np.clip(np.asarray(labels[task]).astype(np.int64), 0, None)[indices]
-            pred = predicted_classes(predictions, task, options.gender_threshold)[indices]
-            offsets = np.arange(len(indices))[:, None] * k * k  # one K x K block per resample
-            matrices = np.bincount((offsets + true * k + pred).ravel(), weights=known.ravel(),
-                                   minlength=len(indices) * k * k).reshape(len(indices), k, k)
-            scores = scores_from_confusion(matrices)
-            stats[f"{task}_accuracy"] = _ratio(np.trace(matrices, axis1=1, axis2=2), count)
-            stats[f"{task}_macro_f1"] = _macro(scores["f1"], scores["present"])
-        for name in list(stats):
-            if name.startswith(task):
-                stats[name] = np.where(count > 0, stats[name], np.nan)
-    return stats
-
-
-def bootstrap_intervals(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
-                        tasks: tuple[str, ...], options: MetricOptions) -> dict[str, dict]:
-    """Percentile bootstrap intervals of the headline metrics.
-
-    Faces are resampled with replacement (the same resamples for every task, so paired
-    differences between tasks stay meaningful). Resamples in which a task has no known label are
-    ignored for that task. Deterministic for a given ``options.seed``.
-
-    Returns:
-        ``task_metric`` -> ``{"low", "high"}``; empty when ``options.bootstrap`` is 0.
-    """
-    n = len(next(iter(labels.values())))
-    if options.bootstrap <= 0 or n == 0:
-        return {}
-    samples: dict[str, list[np.ndarray]] = {}
-    for indices in resample_indices(n, options.bootstrap, options.seed):
-        for name, values in _resampled_statistics(labels, predictions, tasks, options,
-                                                  indices).items():
-            samples.setdefault(name, []).append(values)
-    tail = 100 * (1 - options.confidence) / 2
-    intervals = {}
-    for name, parts in samples.items():
-        values = np.concatenate(parts)
-        values = values[~np.isnan(values)]
-        if len(values):
-            low, high = np.percentile(values, [tail, 100 - tail])
-            intervals[name] = {"low": float(low), "high": float(high)}
-    return intervals
 
 
 def evaluate_predictions(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],

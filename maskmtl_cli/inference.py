@@ -33,6 +33,8 @@ RUN_CONFIG = "config.json"
 #: Output names a maskmtl model may have, in canonical order (same as ``data.labels.TASKS``).
 MODEL_TASKS = ("age", "gender", "race")
 NUM_RACES = 5
+#: Inference engines of ``load_model``.
+ENGINES = ("auto", "numpy", "keras")
 _OUTPUT_WIDTH = {"age": 1, "gender": 1, "race": NUM_RACES}
 
 
@@ -76,20 +78,44 @@ def resolve_model_path(path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path) -> "keras.Model":
+def load_model(path: str | Path, engine: str = "keras") -> "keras.Model":
     """Load a maskmtl model for inference (not compiled).
 
     Args:
         path: A run folder or a ``.keras`` file (see ``resolve_model_path``).
+        engine: ``"keras"`` loads it with Keras (TensorFlow by default; needed for gradients,
+            e.g. Grad-CAM); ``"numpy"`` with ``maskmtl_cli.runtime``, a numpy forward pass that
+            reads the ``.keras`` file without importing Keras (starts in milliseconds instead
+            of seconds); ``"auto"`` tries numpy and falls back to Keras for layers the runtime
+            does not know.
 
     Returns:
-        The Keras model, checked against the input/output contract in the module docstring.
+        The model (a ``keras.Model`` or a ``runtime.NumpyModel``, which offers the same
+        ``input_shape``, ``output_names`` and ``predict_on_batch``), checked against the input
+        and output contract in the module docstring.
 
     Raises:
+        InputError: Unknown engine.
         ModelError: The file is missing, corrupt, written by an incompatible version, or not a
-            maskmtl model.
+            maskmtl model; or ``engine="numpy"`` and the runtime cannot run it.
     """
+    if engine not in ENGINES:
+        raise InputError(f"Unknown engine '{engine}'. Choose one of: {', '.join(ENGINES)}.")
     model_path = resolve_model_path(path)
+    if engine in ("auto", "numpy"):
+        from maskmtl_cli.runtime import UnsupportedModelError, load_numpy_model
+
+        try:
+            model = load_numpy_model(model_path)
+        except UnsupportedModelError as error:
+            if engine == "numpy":
+                raise ModelError(
+                    f"Cannot run '{model_path}' with the numpy engine: {error}. Use "
+                    "--engine keras (or auto)."
+                ) from None
+        else:
+            _check_contract(model, model_path)
+            return model
     import keras
 
     import maskmtl_cli.models  # noqa: F401  (registers NonLocalBlock so it deserializes)

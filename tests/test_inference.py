@@ -108,3 +108,25 @@ def test_latest_run_and_run_config(tmp_path, saved_model):
     config = inference.run_config(saved_model[0] / "best.keras")
     assert config["manifest"] == "/data/manifest.csv"
     assert inference.run_config(tmp_path) is None
+
+
+def test_numpy_engine_matches_keras_and_auto_falls_back(saved_model, monkeypatch):
+    from maskmtl_cli import runtime
+
+    run_dir, _, images = saved_model
+    fast = inference.load_model(run_dir, "numpy")
+    slow = inference.load_model(run_dir, "keras")
+    assert isinstance(fast, runtime.NumpyModel) and not isinstance(slow, runtime.NumpyModel)
+    ours, theirs = inference.predict_arrays(fast, images), inference.predict_arrays(slow, images)
+    np.testing.assert_allclose(ours["age"], theirs["age"], atol=1e-3)
+    np.testing.assert_allclose(ours["race"], theirs["race"], atol=1e-5)
+
+    def unsupported(path):
+        raise runtime.UnsupportedModelError("layer 'x' is a LayerNormalization", "LayerNormalization")
+
+    monkeypatch.setattr(runtime, "load_numpy_model", unsupported)
+    assert not isinstance(inference.load_model(run_dir, "auto"), runtime.NumpyModel)
+    with pytest.raises(ModelError, match="numpy engine.*LayerNormalization.*--engine keras"):
+        inference.load_model(run_dir, "numpy")
+    with pytest.raises(InputError, match="Unknown engine"):
+        inference.load_model(run_dir, "onnx")

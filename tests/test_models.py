@@ -36,6 +36,32 @@ def test_compact_feature_extractor_is_about_0_3m_parameters():
     assert 250_000 <= conv_params <= 350_000
 
 
+def test_convs_per_block_stacks_conv_triples_before_each_pooling():
+    from dataclasses import replace
+
+    two = replace(PRESETS["tiny"], convs_per_block=2)
+    model = build_network("hierarchical", preset=two, image_size=32, color_mode="gray")
+    names = {layer.name for layer in model.layers}
+    for block in (1, 2, 3):
+        assert {f"block{block}_conv", f"block{block}_conv2", f"block{block}_bn2",
+                f"block{block}_act2"} <= names
+    assert "gender_branch_conv2" not in names  # branches keep one conv
+    # The second conv of block 1 maps 8 -> 8 channels: 3*3*8*8 weights + 8 biases.
+    assert model.get_layer("block1_conv2").count_params() == 3 * 3 * 8 * 8 + 8
+    one = build_network("hierarchical", preset="tiny", image_size=32, color_mode="gray")
+    added = sum(model.get_layer(f"block{b}_{part}2").count_params()
+                for b in (1, 2, 3) for part in ("conv", "bn"))
+    assert count_parameters(model)["total"] == count_parameters(one)["total"] + added
+
+
+def test_wide_preset_doubles_the_compact_early_widths():
+    wide = build_network("hierarchical", preset="wide", image_size=64, color_mode="rgb",
+                         nonlocal_block=True)
+    assert wide.get_layer("block1_conv").filters == 32
+    assert wide.get_layer("block2_conv").filters == 64
+    assert count_parameters(wide)["total"] == 1_825_799  # ~7.3 MB as float32: under 10 MB
+
+
 def test_config_lists_match_the_model_library():
     assert tuple(config.ARCHITECTURES) == ARCHITECTURES
     assert set(config.PRESET_NAMES) == set(PRESETS)

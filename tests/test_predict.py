@@ -256,3 +256,58 @@ def test_gradcam_uses_each_task_feature_map_before_pooling():
     assert {task: m.shape for task, m in maps.items()} == {
         "age": (2, 8, 8), "gender": (2, 4, 4), "race": (2, 2, 2)}
     assert all(0.0 <= m.min() and m.max() <= 1.0 for m in maps.values())
+
+
+def test_numpy_and_keras_engines_give_the_same_faces(astronaut_path, model_path):
+    numpy_records = predict_json(astronaut_path, "--model", model_path, "--engine", "numpy")
+    keras_records = predict_json(astronaut_path, "--model", model_path, "--engine", "keras")
+    assert len(numpy_records) == len(keras_records) == 1
+    ours, theirs = numpy_records[0], keras_records[0]
+    assert ours["box"] == theirs["box"]  # numpy MTCNN vs the mtcnn package on TensorFlow
+    assert abs(ours["detector_score"] - theirs["detector_score"]) < 1e-3
+    assert abs(ours["age"] - theirs["age"]) < 0.02
+    assert abs(ours["p_female"] - theirs["p_female"]) < 1e-3
+    assert ours["ethnicity"] == theirs["ethnicity"]
+
+
+def test_default_run_imports_no_tensorflow(astronaut_path, model_path):
+    """The cold path (numpy MTCNN + numpy model) must not pay TensorFlow's 6 s import."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from maskmtl_cli.cli import app\n"
+        f"result = CliRunner().invoke(app, ['predict', {str(astronaut_path)!r}, '--model', "
+        f"{str(model_path)!r}, '--json'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch', 'mtcnn', 'dlib')"
+        " if m in sys.modules)\n"
+        "print('HEAVY', heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout
+
+
+def test_engine_choices_and_their_errors(astronaut_path, model_path, tmp_path):
+    from maskmtl_cli import inference
+    from maskmtl_cli.runtime import NumpyModel
+
+    assert isinstance(inference.load_model(model_path, "auto"), NumpyModel)
+    assert isinstance(inference.load_model(model_path, "numpy"), NumpyModel)
+    assert not isinstance(inference.load_model(model_path, "keras"), NumpyModel)
+    # Grad-CAM needs Keras' gradients: --engine numpy refuses it, auto switches to Keras.
+    refused = predict(astronaut_path, "--model", model_path, "--engine", "numpy",
+                      "--cam", tmp_path / "cams")
+    assert refused.exit_code == 1 and "--cam needs gradients" in refused.stderr
+    assert predict(astronaut_path, "--model", model_path, "--cam", tmp_path / "cams2").exit_code == 0
+    assert list((tmp_path / "cams2").glob("*.png"))
+    # A corrupt model file is named in the error with either engine.
+    corrupt = tmp_path / "corrupt.keras"
+    corrupt.write_bytes(model_path.read_bytes()[:500])
+    for engine in ("auto", "numpy", "keras"):
+        result = predict(astronaut_path, "--model", corrupt, "--engine", engine)
+        assert result.exit_code == 1 and "corrupt.keras" in result.stderr, (engine, result.output)

@@ -56,6 +56,10 @@ def predict_command(
         "--strict", help="Exit with code 3 when any photo has no face (default: exit 0).")
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")] = 256,
+    engine: Annotated[Literal["auto", "numpy", "keras"], typer.Option(
+        help="numpy: run MTCNN and the model with numpy, without importing TensorFlow (starts "
+             "in about a second); keras: TensorFlow. auto: numpy, except Keras for --cam "
+             "(Grad-CAM needs gradients) and for layers the numpy engine lacks.")] = "auto",
 ) -> None:
     """Predict age, gender and ethnicity for every face in photos, masked or not.
 
@@ -74,7 +78,8 @@ def predict_command(
 
     config = PredictConfig(inputs=tuple(inputs), model=model, detector=detector, aligned=aligned,
                            faces=faces, min_face=min_face, flip=flip, strict=strict,
-                           batch_size=batch_size, annotate_dir=annotate, cam_dir=cam)
+                           batch_size=batch_size, annotate_dir=annotate, cam_dir=cam,
+                           engine=engine)
     with progress_reporter() as progress:
         result = run_predict(config, progress=progress)
     print_result(result, "json" if as_json else "csv" if as_csv else "table")

@@ -2,7 +2,8 @@
 
 dlib's detectors were built for bare faces and miss many faces behind real masks (see issue 6:
 on 80 frontal photos of masked people HOG found 1 face, dlib's CNN 50 and MTCNN 63), so MTCNN from
-the ``mtcnn`` package (TensorFlow; its weights ship inside the wheel) is the default. Its five
+the ``mtcnn`` package (its weights ship inside the wheel) is the default, run by default with
+numpy (``mtcnn_numpy``, no TensorFlow import) or with the package's own TensorFlow code. Its five
 points give the eye centres directly, which still works when the lower face is covered. The dlib
 detectors are options; their faces get eye centres from dlib's 68-point shape predictor run inside
 the found box (face_recognition_models weights).
@@ -70,11 +71,14 @@ def check_detector_name(name: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def get_detector(name: str) -> "MtcnnDetector | DlibDetector":
+def get_detector(name: str, engine: str = "numpy") -> "MtcnnDetector | DlibDetector":
     """The process-wide detector called ``name`` (built on first use, then reused).
 
     Args:
         name: ``"mtcnn"`` (default in the CLI), ``"hog"`` or ``"cnn"``.
+        engine: For MTCNN: ``"numpy"`` runs the ``mtcnn`` package's networks and weights with
+            numpy (``mtcnn_numpy``: no TensorFlow import, same detections), ``"keras"`` runs
+            the package itself on TensorFlow. Ignored by the dlib detectors.
 
     Returns:
         An object with ``detect(image_rgb, min_face) -> list[Face]``.
@@ -84,7 +88,7 @@ def get_detector(name: str) -> "MtcnnDetector | DlibDetector":
     """
     check_detector_name(name)
     if name == "mtcnn":
-        return MtcnnDetector()
+        return MtcnnDetector(engine)
     return DlibDetector(name)
 
 
@@ -105,14 +109,23 @@ def _shrink(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 class MtcnnDetector:
-    """MTCNN (Zhang et al., 2016) from the ``mtcnn`` package, with its five facial points."""
+    """MTCNN (Zhang et al., 2016) from the ``mtcnn`` package, with its five facial points.
+
+    By default the package's weights run on numpy (``mtcnn_numpy.NumpyMtcnn``); ``engine="keras"``
+    uses the package's own TensorFlow implementation.
+    """
 
     name = "mtcnn"
 
-    def __init__(self) -> None:
-        from mtcnn import MTCNN
+    def __init__(self, engine: str = "numpy") -> None:
+        if engine == "keras":
+            from mtcnn import MTCNN
 
-        self._mtcnn = MTCNN()
+            self._mtcnn = MTCNN()
+        else:
+            from maskmtl_cli.prediction.mtcnn_numpy import NumpyMtcnn
+
+            self._mtcnn = NumpyMtcnn()
 
     def detect(self, image: np.ndarray, min_face: int = 20) -> list[Face]:
         """Faces at least ``min_face`` pixels tall or wide in an RGB uint8 image."""

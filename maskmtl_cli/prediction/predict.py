@@ -15,6 +15,7 @@ import numpy as np
 
 from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
 from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
+from maskmtl_cli.inference import ENGINES
 from maskmtl_cli.prediction.alignment import align_face, square_crop, to_model_input
 from maskmtl_cli.prediction.detection import Face, check_detector_name, get_detector
 from maskmtl_cli.prediction.inputs import (
@@ -51,6 +52,7 @@ class PredictConfig:
     batch_size: int = 256
     annotate_dir: Path | None = None
     cam_dir: Path | None = None
+    engine: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def select_faces(faces: list[Face], mode: str) -> list[Face]:
 
 
 def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
-               min_face: int = 20) -> list[tuple[Face, np.ndarray]]:
+               min_face: int = 20, engine: str = "numpy") -> list[tuple[Face, np.ndarray]]:
     """Detect and align the faces of one photo.
 
     Args:
@@ -146,6 +148,7 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
             (``--aligned``: its centred square is the face).
         faces: ``"all"`` or ``"largest"``.
         min_face: Smallest face to find, in pixels.
+        engine: MTCNN's engine (see ``get_detector``).
 
     Returns:
         ``(face, crop)`` pairs; each crop is a square RGB uint8 face (200x200 when detected).
@@ -156,7 +159,7 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
         side = crop.shape[0]
         box = ((width - side) // 2, (height - side) // 2, side, side)
         return [(Face(box, None, {}, "none"), crop)]
-    found = select_faces(get_detector(detector).detect(image, min_face), faces)
+    found = select_faces(get_detector(detector, engine).detect(image, min_face), faces)
     return [(face, align_face(image, face)) for face in found]
 
 
@@ -186,7 +189,8 @@ def make_records(file: str, faces: list[Face], outputs: dict[str, np.ndarray],
 
 def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
                   detector: str = "mtcnn", *, aligned: bool = False, faces: str = "all",
-                  min_face: int = 20, flip: bool = False, file: str = "") -> list[FaceRecord]:
+                  min_face: int = 20, flip: bool = False, file: str = "",
+                  engine: str = "auto") -> list[FaceRecord]:
     """Predict age, gender and ethnicity for every face in one in-memory photo.
 
     Args:
@@ -198,6 +202,8 @@ def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
         min_face: Smallest face to find, in pixels.
         flip: Average with the prediction on the mirrored face.
         file: Name to put in the records.
+        engine: ``"auto"``/``"numpy"``: load ``model`` and run MTCNN with numpy (no
+            TensorFlow import); ``"keras"``: Keras and the ``mtcnn`` package's TensorFlow code.
 
     Returns:
         One ``FaceRecord`` per face (empty when none is found).
@@ -212,9 +218,10 @@ def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
     if not aligned:
         check_detector_name(detector)
     if not hasattr(model, "predict_on_batch"):
-        model = load_model(model)
+        model = load_model(model, engine)
     size, color_mode = input_spec(model)
-    pairs = face_crops(image, None if aligned else detector, faces, min_face)
+    pairs = face_crops(image, None if aligned else detector, faces, min_face,
+                       detector_engine(engine))
     if not pairs:
         return []
     inputs = np.stack([to_model_input(crop, size, color_mode) for _, crop in pairs])
@@ -243,6 +250,11 @@ class _Pending:
     inputs: list[np.ndarray]
 
 
+def detector_engine(engine: str) -> str:
+    """MTCNN's engine for a model engine: TensorFlow only when Keras was asked for."""
+    return "keras" if engine == "keras" else "numpy"
+
+
 def validate_config(config: PredictConfig) -> None:
     """InputError for option values the CLI's parser would also reject."""
     if not config.aligned:
@@ -254,6 +266,12 @@ def validate_config(config: PredictConfig) -> None:
         raise InputError(f"--min-face must be at least 1 pixel; got {config.min_face}.")
     if config.batch_size < 1:
         raise InputError(f"--batch-size must be at least 1; got {config.batch_size}.")
+    if config.engine not in ENGINES:
+        raise InputError(f"Unknown --engine '{config.engine}'. Choose one of: "
+                         f"{', '.join(ENGINES)}.")
+    if config.cam_dir is not None and config.engine == "numpy":
+        raise InputError("--cam needs gradients, which the numpy engine does not compute. Use "
+                         "--engine auto (the default) or --engine keras with --cam.")
 
 
 def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | None = None,
@@ -283,11 +301,13 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
     check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir, images)
     model_path = Path(config.model) if config.model is not None else default_model_path()
     if model is None:
-        model = load_model(model_path)
+        # Grad-CAM needs Keras' gradients; everything else runs on numpy unless told otherwise.
+        model = load_model(model_path, "keras" if config.cam_dir is not None else config.engine)
     size, color_mode = input_spec(model)
     detector = None if config.aligned else config.detector
+    engine = detector_engine(config.engine)
     if detector is not None:
-        get_detector(detector)  # Build it now so a failure is reported before any work.
+        get_detector(detector, engine)  # Build it now so a failure is reported before any work.
     cam = None
     if config.cam_dir is not None:
         from maskmtl_cli.prediction.gradcam import GradCam
@@ -339,7 +359,7 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
             if ready is not None:
                 pairs, model_inputs = [(Face(ready[1], None, {}, "none"), None)], [ready[0]]
             else:
-                pairs = face_crops(photo, detector, config.faces, config.min_face)
+                pairs = face_crops(photo, detector, config.faces, config.min_face, engine)
                 model_inputs = [to_model_input(crop, size, color_mode) for _, crop in pairs]
             if not pairs:
                 result.no_face.append(str(image.path))

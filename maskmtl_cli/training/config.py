@@ -16,7 +16,7 @@ from maskmtl_cli.errors import InputError
 
 ARCHITECTURES = ("hierarchical", "hard", "soft")
 TASKS = ("age", "gender", "race")
-PRESET_NAMES = ("compact", "notebook", "tiny")
+PRESET_NAMES = ("compact", "wide", "notebook", "tiny")
 COLOR_MODES = ("gray", "rgb")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -36,8 +36,8 @@ class TrainConfig:
         arch: "hierarchical" (the paper's), "hard" or "soft" parameter sharing.
         nonlocal_block: Add a non-local block after the encoder.
         tasks: Tasks to train, a non-empty subset of age, gender, race.
-        preset: Layer widths: "compact" (default), "notebook" (13.2M, the released notebook)
-            or "tiny" (smoke tests).
+        preset: Layer widths: "compact" (default), "wide" (twice compact's early widths),
+            "notebook" (13.2M, the released notebook) or "tiny" (smoke tests).
         image_size: Input height and width in pixels.
         color_mode: "gray" or "rgb".
         batch_size: Training batch size.
