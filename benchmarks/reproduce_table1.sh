@@ -5,7 +5,9 @@
 #
 # Environment: DATA (utkface64 folder), PARTS (parts.csv), EPOCHS (per paper-protocol row,
 # default 15), ROWS (space-separated subset of the paper-protocol rows below), RANDOM_ROWS (the
-# random-split candidates for the shipped model), SEED (default 0).
+# random-split candidates for the shipped model), SEED (masks and splits, default 0), SEEDS
+# (training seeds, default "0"; a row trained with seed S > 0 is named <row>-sS, and
+# seeds.md gives each row's mean and spread over its seeds).
 # Each finished step is skipped on a rerun, so the script resumes after an interruption.
 # Results: WORK_DIR/runs/<row>/eval/metrics.json, WORK_DIR/table1.md (paper protocol) and
 # WORK_DIR/random.md (random split; candidates also evaluated on val, for model selection, and
@@ -16,9 +18,11 @@ DATA=${DATA:-../shared/data/utkface64}
 PARTS=${PARTS:-../shared/data/utkface_meta/parts.csv}
 EPOCHS=${EPOCHS:-15}
 SEED=${SEED:-0}
+SEEDS=${SEEDS:-0}
 ROWS=${ROWS-"hier-nl hier hard hier-nl-unmasked age-only gender-only race-only soft notebook"}
 RANDOM_ROWS=${RANDOM_ROWS-"random-compact48 random-wide64"}
 MASKMTL=${MASKMTL:-maskmtl}
+HERE=$(cd "$(dirname "$0")" && pwd)
 export TF_CPP_MIN_LOG_LEVEL=3
 mkdir -p "$WORK"
 cd "$WORK"
@@ -32,8 +36,9 @@ cd "$WORK"
 [ -f manifest_masked_random.csv ] || $MASKMTL split masked -o manifest_masked_random.csv \
     --strategy random --seed "$SEED" --json > split_masked_random.json
 
-COMMON="--color rgb --image-size 48 --batch-size 64 --epochs $EPOCHS --lr-schedule cosine --augment --seed $SEED"
-row_args() {
+row_args() {  # row_args ROW TRAINING_SEED
+  local SEED=$2
+  local COMMON="--color rgb --image-size 48 --batch-size 64 --epochs $EPOCHS --lr-schedule cosine --augment --seed $SEED"
   case "$1" in
     hier-nl)          echo "manifest_masked.csv --arch hierarchical --nonlocal $COMMON" ;;
     hier)             echo "manifest_masked.csv --arch hierarchical --no-nonlocal $COMMON" ;;
@@ -51,18 +56,24 @@ row_args() {
   esac
 }
 
-# 2. one training run and one evaluation per row
+# 2. one training run and one evaluation per row and training seed
+run_name() { if [ "$2" = 0 ]; then echo "$1"; else echo "$1-s$2"; fi; }
+RUNS=()
 for row in $ROWS $RANDOM_ROWS; do
-  if [ ! -f "runs/$row/summary.json" ] || ! grep -q '"status": "finished"' "runs/$row/summary.json"; then
-    if [ -d "runs/$row" ]; then
-      $MASKMTL train --resume "runs/$row" 2> "train-$row.log"
-    else
-      # shellcheck disable=SC2046
-      $MASKMTL train $(row_args "$row") --project runs --name "$row" 2> "train-$row.log"
+  for seed in $SEEDS; do
+    run=$(run_name "$row" "$seed")
+    RUNS+=("runs/$run")
+    if [ ! -f "runs/$run/summary.json" ] || ! grep -q '"status": "finished"' "runs/$run/summary.json"; then
+      if [ -d "runs/$run" ]; then
+        $MASKMTL train --resume "runs/$run" 2> "train-$run.log"
+      else
+        # shellcheck disable=SC2046
+        $MASKMTL train $(row_args "$row" "$seed") --project runs --name "$run" 2> "train-$run.log"
+      fi
     fi
-  fi
-  [ -f "runs/$row/eval/metrics.json" ] || $MASKMTL eval "runs/$row" --report --split test \
-      > "eval-$row.txt" 2> "eval-$row.log"
+    [ -f "runs/$run/eval/metrics.json" ] || $MASKMTL eval "runs/$run" --report --split test \
+        > "eval-$run.txt" 2> "eval-$run.log"
+  done
 done
 for row in $RANDOM_ROWS; do
   [ -f "runs/$row/eval-val/metrics.json" ] || $MASKMTL eval "runs/$row" --split val \
@@ -72,6 +83,10 @@ for row in $RANDOM_ROWS; do
 done
 
 # 3. the tables
+if [ "$SEEDS" != 0 ]; then
+  python3 "$HERE/seed_summary.py" "${RUNS[@]}" > seeds.md
+  cat seeds.md
+fi
 if [ -n "$ROWS" ]; then
   # shellcheck disable=SC2046
   $MASKMTL eval --compare $(for row in $ROWS; do echo "runs/$row"; done) -o compare > table1.md

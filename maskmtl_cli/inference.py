@@ -116,8 +116,9 @@ def load_model(path: str | Path, engine: str = "keras") -> "keras.Model":
         else:
             _check_contract(model, model_path)
             return model
-    import keras
+    from maskmtl_cli.training.backend import import_keras_quietly
 
+    keras = import_keras_quietly()  # without TensorFlow's absl/CUDA start-up lines on stderr
     import maskmtl_cli.models  # noqa: F401  (registers NonLocalBlock so it deserializes)
 
     try:
