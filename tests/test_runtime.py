@@ -85,6 +85,20 @@ def test_shipped_model_matches_keras():
     assert set(differences) == {"age", "gender", "race"}
 
 
+def test_batches_run_in_parallel_chunks_with_the_same_results():
+    """A batch of several chunks (threads) equals the faces predicted one by one, in order."""
+    from maskmtl_cli.runtime import model as runtime_model
+
+    model = load_numpy_model(SHIPPED_MODEL)
+    images = _images(model.input_shape, 2 * runtime_model.CHUNK_SIZE + 5, seed=4)
+    together = model.predict_on_batch(images)
+    alone = [model.predict_on_batch(images[i : i + 1]) for i in range(len(images))]
+    for task, values in together.items():
+        assert len(values) == len(images)
+        np.testing.assert_allclose(values, np.concatenate([one[task] for one in alone]),
+                                   atol=TOLERANCE[task], rtol=0)  # float rounding only
+
+
 def test_shipped_model_through_predict_arrays():
     """``inference.predict_arrays`` runs unchanged on a NumpyModel (including flip TTA)."""
     reference = keras.saving.load_model(SHIPPED_MODEL, compile=False)
