@@ -163,6 +163,24 @@ def test_trainer_loss_and_config_round_trip():
     assert trainer.task_weights() == {"age": 0.5, "race": 2.0}
 
 
+def test_evaluate_reports_the_per_image_age_mae_with_a_short_last_batch():
+    keras.utils.set_random_seed(0)
+    network = build_network("hierarchical", tasks=("age", "gender"), preset="tiny",
+                            image_size=16, age_mean=30.0, age_std=10.0)
+    trainer = MultiTaskTrainer(network, ("age", "gender"))
+    trainer.compile(optimizer="adam", run_eagerly=True)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (10, 16, 16, 1)).astype("uint8")
+    # Batches of 4, 4 and 2 with very different ages: an unweighted mean of the batch means
+    # differs from the mean over the 10 images.
+    targets = {"age": np.array([1, 2, 3, 4, 5, 6, 7, 8, 90, 95], "float32"),
+               "gender": rng.integers(0, 2, 10).astype("float32")}
+    reported = trainer.evaluate(images, targets, batch_size=4, verbose=0, return_dict=True)
+    predicted = np.asarray(network(images.astype("float32"))["age"])[:, 0]
+    assert reported["age_mae"] == pytest.approx(np.abs(predicted - targets["age"]).mean(),
+                                                rel=1e-4)
+
+
 def test_count_parameters_splits_trainable():
     model = build_network("hard", preset="tiny", image_size=16)
     counts = count_parameters(model)
