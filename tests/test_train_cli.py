@@ -164,7 +164,7 @@ def test_nan_loss_stops_with_the_epoch_named(dataset, tmp_path):
     [
         (["--arch", "pyramid"], "Choose one of: hierarchical, hard, soft"),
         (["--tasks", "age,mood"], "Unknown task 'mood'. Choose any of: age, gender, race"),
-        (["--preset", "huge"], "Choose one of: compact, notebook, tiny"),
+        (["--preset", "huge"], "Choose one of: compact, wide, notebook, tiny"),
         (["--loss-weights", "age"], "TASK=WEIGHT"),
         (["--soft-l2", "0.1"], "--arch soft"),
         (["--image-size", "16"], "Image size 16 is too small for --arch hierarchical"),
