@@ -12,11 +12,11 @@ import numpy as np
 
 from maskmtl_cli.eval_config import MetricOptions
 from maskmtl_cli.scoring import (
-    _macro,
-    _ratio,
     known_mask,
+    macro_mean,
     n_classes,
     predicted_classes,
+    safe_ratio,
     scores_from_confusion,
 )
 
@@ -37,9 +37,9 @@ def _resampled_statistics(labels, predictions, tasks, options, indices) -> dict[
         if task == "age":
             error = np.nan_to_num(np.asarray(predictions["age"], float)
                                   - np.asarray(labels["age"], float))[indices]
-            stats["age_mae"] = _ratio((np.abs(error) * known).sum(axis=1), count)
-            stats["age_rmse"] = np.sqrt(_ratio((error ** 2 * known).sum(axis=1), count))
-            stats["age_cs"] = _ratio(((np.abs(error) <= options.cs_threshold) * known).sum(axis=1),
+            stats["age_mae"] = safe_ratio((np.abs(error) * known).sum(axis=1), count)
+            stats["age_rmse"] = np.sqrt(safe_ratio((error ** 2 * known).sum(axis=1), count))
+            stats["age_cs"] = safe_ratio(((np.abs(error) <= options.cs_threshold) * known).sum(axis=1),
                                      count)
         else:
             k = n_classes(task, predictions)
@@ -49,8 +49,8 @@ def _resampled_statistics(labels, predictions, tasks, options, indices) -> dict[
             matrices = np.bincount((offsets + true * k + pred).ravel(), weights=known.ravel(),
                                    minlength=len(indices) * k * k).reshape(len(indices), k, k)
             scores = scores_from_confusion(matrices)
-            stats[f"{task}_accuracy"] = _ratio(np.trace(matrices, axis1=1, axis2=2), count)
-            stats[f"{task}_macro_f1"] = _macro(scores["f1"], scores["present"])
+            stats[f"{task}_accuracy"] = safe_ratio(np.trace(matrices, axis1=1, axis2=2), count)
+            stats[f"{task}_macro_f1"] = macro_mean(scores["f1"], scores["present"])
         for name in list(stats):
             if name.startswith(task):
                 stats[name] = np.where(count > 0, stats[name], np.nan)

@@ -26,11 +26,11 @@ from maskmtl_cli.bootstrap import resample_indices  # noqa: F401  (re-exported)
 from maskmtl_cli.errors import DataError
 from maskmtl_cli.eval_config import MetricOptions
 from maskmtl_cli.scoring import (
-    _macro,
-    _ratio,
     known_mask,
+    macro_mean,
     n_classes,
     predicted_classes,
+    safe_ratio,
     scores_from_confusion,
 )
 
@@ -110,7 +110,7 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> 
 
 def row_normalize(matrix: np.ndarray) -> np.ndarray:
     """Each row divided by its sum (rows without any faces stay 0), i.e. per-class recall."""
-    return _ratio(matrix, matrix.sum(axis=1, keepdims=True))
+    return safe_ratio(matrix, matrix.sum(axis=1, keepdims=True))
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
@@ -134,8 +134,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
     total = int(support.sum())
     result: dict[str, Any] = {
         "n": total, "classes": list(classes),
-        "accuracy": _clean(_ratio(np.trace(matrix), total)),
-        "majority_accuracy": _clean(_ratio(support.max(initial=0), total)),
+        "accuracy": _clean(safe_ratio(np.trace(matrix), total)),
+        "majority_accuracy": _clean(safe_ratio(support.max(initial=0), total)),
         "per_class": [
             {"class": name, "precision": float(scores["precision"][k]),
              "recall": float(scores["recall"][k]), "f1": float(scores["f1"][k]),
@@ -144,8 +144,8 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
         ],
     }
     for metric in ("precision", "recall", "f1"):
-        result[f"macro_{metric}"] = float(_macro(scores[metric], scores["present"]))
-        result[f"weighted_{metric}"] = float(_ratio((scores[metric] * support).sum(), total))
+        result[f"macro_{metric}"] = float(macro_mean(scores[metric], scores["present"]))
+        result[f"weighted_{metric}"] = float(safe_ratio((scores[metric] * support).sum(), total))
     result["confusion"] = matrix.tolist()
     result["confusion_normalized"] = row_normalize(matrix).round(6).tolist()
     return result

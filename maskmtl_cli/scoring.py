@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 
-def _ratio(numerator: np.ndarray | float, denominator: np.ndarray | float) -> np.ndarray:
+def safe_ratio(numerator: np.ndarray | float, denominator: np.ndarray | float) -> np.ndarray:
     """Element-wise division that gives 0 where the denominator is 0 (scikit-learn's default)."""
     numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
     out = np.zeros(np.broadcast(numerator, denominator).shape)
@@ -28,15 +28,15 @@ def scores_from_confusion(matrix: np.ndarray) -> dict[str, np.ndarray]:
     true_positive = np.diagonal(matrix, axis1=-2, axis2=-1).astype(float)
     support = matrix.sum(axis=-1)
     predicted = matrix.sum(axis=-2)
-    precision, recall = _ratio(true_positive, predicted), _ratio(true_positive, support)
-    f1 = _ratio(2 * precision * recall, precision + recall)
+    precision, recall = safe_ratio(true_positive, predicted), safe_ratio(true_positive, support)
+    f1 = safe_ratio(2 * precision * recall, precision + recall)
     return {"precision": precision, "recall": recall, "f1": f1, "support": support,
             "present": (support + predicted) > 0}
 
 
-def _macro(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+def macro_mean(values: np.ndarray, present: np.ndarray) -> np.ndarray:
     """Mean over the classes that occur in the labels or the predictions (scikit-learn's rule)."""
-    return _ratio((values * present).sum(axis=-1), present.sum(axis=-1))
+    return safe_ratio((values * present).sum(axis=-1), present.sum(axis=-1))
 
 
 def predicted_classes(predictions: Mapping[str, np.ndarray], task: str,
