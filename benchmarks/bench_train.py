@@ -190,6 +190,9 @@ def write_synthetic(folder: Path, count: int, size: int) -> Path:
     """Random gray PNGs with random labels: `count` train and count/5 val images."""
     import cv2
     import numpy as np
+    import pandas as pd
+
+    from maskmtl_cli.data.manifest import write_manifest
 
     rng = np.random.default_rng(0)
     folder.mkdir(parents=True)
@@ -198,15 +201,10 @@ def write_synthetic(folder: Path, count: int, size: int) -> Path:
     for index in range(count + val):
         name = f"{index:06d}.png"
         cv2.imwrite(str(folder / name), rng.integers(0, 256, (size, size), dtype=np.uint8))
-        rows.append({"path": name, "filename": name, "age": int(rng.integers(1, 90)),
+        rows.append({"path": str(folder / name), "filename": name, "age": int(rng.integers(1, 90)),
                      "gender": int(rng.integers(0, 2)), "race": int(rng.integers(0, 5)),
                      "sha1": f"{index:040x}", "split": "train" if index < count else "val"})
-    manifest = folder / "manifest.csv"
-    with manifest.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+    return write_manifest(pd.DataFrame(rows), folder / "manifest.csv")
 
 
 def limit_manifest(manifest: Path, limit: int, output: Path) -> Path:

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from maskmtl_cli.cli import app
+from maskmtl_cli.data.manifest import write_manifest
 
 runner = CliRunner()
 # Tiny, eager runs: graph compilation costs ~10 s per model on a 2-core CPU. Tests that pass
@@ -36,15 +38,10 @@ def write_dataset(folder: Path, count: int = 48, missing_race: int = 0, splits=N
         name = f"images/{index:03d}.png"
         cv2.imwrite(str(folder / name), image)
         race = "" if index < missing_race else int(rng.integers(0, 5))
-        rows.append({"path": name, "filename": Path(name).name, "age": age,
+        rows.append({"path": str(folder / name), "filename": Path(name).name, "age": age,
                      "gender": int(rng.integers(0, 2)), "race": race,
                      "sha1": f"{index:040x}", "split": splits[index]})
-    manifest = folder / "manifest.csv"
-    with manifest.open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return manifest
+    return write_manifest(pd.DataFrame(rows), folder / "manifest.csv")
 
 
 @pytest.fixture(scope="module")

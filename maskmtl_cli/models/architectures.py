@@ -34,9 +34,10 @@ from keras import layers
 
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.models.non_local_block import NonLocalBlock
+# The names and the task parser live in the Keras-free training config, which the CLI imports.
+from maskmtl_cli.training.config import ARCHITECTURES, TASKS
+from maskmtl_cli.training.config import parse_tasks as validate_tasks
 
-ARCHITECTURES = ("hierarchical", "hard", "soft")
-TASKS = ("age", "gender", "race")
 NUM_RACES = 5
 #: Batch-norm momentum. Keras' default (0.99) lets the moving variance forget its initial 1.0
 #: only after thousands of steps; the first conv block's outputs have a variance near 0.005, so
@@ -217,22 +218,6 @@ def build_network(
             race_branch = _conv_block(race_input, widths, "race_branch")
             outputs["race"] = _head(race_branch, "race", widths, age_mean, age_std)
     return keras.Model(inputs=image, outputs=outputs, name=name or f"maskmtl_{arch}")
-
-
-def validate_tasks(tasks) -> tuple[str, ...]:
-    """Return tasks in canonical order; InputError for unknown, duplicate or no tasks."""
-    if isinstance(tasks, str):
-        tasks = [part.strip() for part in tasks.split(",") if part.strip()]
-    tasks = list(tasks)
-    unknown = [task for task in tasks if task not in TASKS]
-    if unknown:
-        raise InputError(
-            f"Unknown task '{unknown[0]}'. Choose any of: {', '.join(TASKS)} "
-            "(comma-separated, for example --tasks age,gender)."
-        )
-    if not tasks:
-        raise InputError(f"No task given. Choose any of: {', '.join(TASKS)}.")
-    return tuple(task for task in TASKS if task in tasks)
 
 
 def _augmentation(x, seed: int):
