@@ -10,7 +10,6 @@ Sublayers of a custom layer sit in groups named after the Python attribute that 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import json
@@ -20,11 +19,12 @@ import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 import h5py
 import numpy as np
 
+from maskmtl_cli.blas import limit_blas_threads
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.runtime.layers import (
     FOLDABLE_LAYERS,
@@ -124,7 +124,7 @@ class NumpyModel:
                 f"received an array of shape {x.shape}."
             )
         parts = [x[start : start + CHUNK_SIZE] for start in range(0, max(len(x), 1), CHUNK_SIZE)]
-        with _blas_limit(self.blas_threads):
+        with limit_blas_threads(self.blas_threads):
             if len(parts) > 1 and WORKERS > 1:
                 chunks = list(_chunk_pool().map(self._forward, parts))
             else:
@@ -387,25 +387,7 @@ def _weights_getter(weights_file: h5py.File, path: str | None, layer_name: str) 
     return get
 
 
-def _blas_limit(threads: int | None) -> ContextManager:
-    """Cap BLAS threads within a ``with`` block (a no-op without threadpoolctl or a cap)."""
-    controller = _threadpool_controller() if threads is not None else None
-    if controller is None:
-        return contextlib.nullcontext()
-    return controller.limit(limits=threads, user_api="blas")
-
-
 @functools.lru_cache(maxsize=1)
 def _chunk_pool() -> ThreadPoolExecutor:
     """The process-wide threads that run the chunks of a batch."""
     return ThreadPoolExecutor(WORKERS, thread_name_prefix="maskmtl-runtime")
-
-
-@functools.lru_cache(maxsize=1)
-def _threadpool_controller():
-    """threadpoolctl's controller (inspects loaded libraries once), or None if not installed."""
-    try:
-        import threadpoolctl
-    except ImportError:  # pragma: no cover - installed with scikit-learn
-        return None
-    return threadpoolctl.ThreadpoolController()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import numpy as np
 
+from maskmtl_cli.blas import limit_blas_threads
 from maskmtl_cli.prediction.mtcnn_numpy.boxes import _refine, _sort_by_score, _to_square, nms
 from maskmtl_cli.prediction.mtcnn_numpy.layers import _onet, _pnet, _rnet, load_weights
 from maskmtl_cli.prediction.mtcnn_numpy.sampling import crop_and_resize, resize_area
@@ -123,7 +123,7 @@ class NumpyMtcnn:
         # layers._conv).
         normalized = rgb.transpose(2, 0, 1).astype(np.float32, order="C")
         normalized = (normalized - np.float32(127.5)) / np.float32(128)
-        with _single_blas_thread():
+        with limit_blas_threads(1):
             boxes = self._stage_pnet(normalized, min_face_size)
             if len(boxes):
                 boxes = self._stage_rnet(normalized, boxes)
@@ -192,17 +192,3 @@ def _to_json(rows: np.ndarray) -> list[dict]:
         faces.append({"box": [int(v) for v in box], "confidence": float(score),
                       "keypoints": {name: named[name] for name in KEYPOINT_KEYS}})
     return faces
-
-
-def _single_blas_thread() -> contextlib.AbstractContextManager:
-    """Limit BLAS to one thread while detecting, when threadpoolctl is installed.
-
-    These matmuls are small: on a 2-core machine OpenBLAS' second thread gains little when the
-    machine is idle and makes detection 3-5x slower when another process keeps a core busy
-    (measured: 640x480 photo, 0.11 s with one thread, 0.6 s with two, beside a training job).
-    """
-    try:
-        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
