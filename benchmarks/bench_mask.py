@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["aligned", "detect"],
                         choices=["aligned", "detect"])
     parser.add_argument("--sizes", nargs="+", default=["200px", "64px"], choices=["200px", "64px"])
-    parser.add_argument("--detector", default="hog", choices=["hog", "cnn", "auto"])
+    parser.add_argument("--detector", default="auto", choices=["auto", "hog", "retinaface", "cnn"])
     parser.add_argument("--mask-type", default="random")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-others", type=float, default=1.0,

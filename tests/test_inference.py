@@ -79,7 +79,7 @@ def test_resolve_model_path_explains_what_is_missing(tmp_path, saved_model):
         inference.resolve_model_path(empty)
     text = tmp_path / "model.h5"
     text.write_text("x")
-    with pytest.raises(ModelError, match="not a .keras model file"):
+    with pytest.raises(ModelError, match="not a .keras or .onnx model file"):
         inference.resolve_model_path(text)
 
 
@@ -110,23 +110,64 @@ def test_latest_run_and_run_config(tmp_path, saved_model):
     assert inference.run_config(tmp_path) is None
 
 
-def test_numpy_engine_matches_keras_and_auto_falls_back(saved_model, monkeypatch):
-    from maskmtl_cli import runtime
-
+def test_onnx_engine_matches_keras_and_exports_once_into_the_cache(saved_model, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setenv("MASKMTL_CACHE_DIR", str(tmp_path / "cache"))
     run_dir, _, images = saved_model
-    fast = inference.load_model(run_dir, "numpy")
+    fast = inference.load_model(run_dir, "onnx")
     slow = inference.load_model(run_dir, "keras")
-    assert isinstance(fast, runtime.NumpyModel) and not isinstance(slow, runtime.NumpyModel)
+    assert isinstance(fast, inference.OnnxModel) and not isinstance(slow, inference.OnnxModel)
+    cached = list((tmp_path / "cache" / "onnx").glob("best-*.onnx"))
+    assert len(cached) == 1 and fast.path == cached[0]  # no best.onnx in the run: exported once
     ours, theirs = inference.predict_arrays(fast, images), inference.predict_arrays(slow, images)
     np.testing.assert_allclose(ours["age"], theirs["age"], atol=1e-3)
     np.testing.assert_allclose(ours["race"], theirs["race"], atol=1e-5)
-
-    def unsupported(path):
-        raise runtime.UnsupportedModelError("layer 'x' is a LayerNormalization", "LayerNormalization")
-
-    monkeypatch.setattr(runtime, "load_numpy_model", unsupported)
-    assert not isinstance(inference.load_model(run_dir, "auto"), runtime.NumpyModel)
-    with pytest.raises(ModelError, match="numpy engine.*LayerNormalization.*--engine keras"):
-        inference.load_model(run_dir, "numpy")
+    assert inference.load_model(run_dir).path == cached[0]  # onnx is the default; reused
     with pytest.raises(InputError, match="Unknown engine"):
-        inference.load_model(run_dir, "onnx")
+        inference.load_model(run_dir, "numpy")
+
+
+def test_onnx_files_beside_the_keras_file_are_used_unless_stale(saved_model, tmp_path,
+                                                                 monkeypatch):
+    from maskmtl_cli.models.export import export_onnx
+
+    monkeypatch.setenv("MASKMTL_CACHE_DIR", str(tmp_path / "cache"))
+    run_dir, network, images = saved_model
+    folder = tmp_path / "run"
+    folder.mkdir()
+    network.save(folder / "best.keras")
+    differences = export_onnx(network, folder / "best.onnx")
+    assert set(differences) == {"age", "gender", "race"} and max(differences.values()) < 1e-3
+    assert inference.load_model(folder).path == folder / "best.onnx"
+    assert inference.load_model(folder / "best.onnx").path == folder / "best.onnx"
+    # A .keras file newer than its .onnx (a run retrained in place) is exported afresh.
+    os.utime(folder / "best.onnx", (1_000_000, 1_000_000))
+    assert inference.load_model(folder).path.parent == tmp_path / "cache" / "onnx"
+    # An ONNX file alone runs with ONNX Runtime, and Keras refuses it with a message.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "model.onnx").write_bytes((folder / "best.onnx").read_bytes())
+    assert inference.input_spec(inference.load_model(alone / "model.onnx")) == (32, "gray")
+    with pytest.raises(ModelError, match="is an ONNX file.*--engine onnx"):
+        inference.load_model(alone / "model.onnx", "keras")
+
+
+@pytest.mark.parametrize("engine", ["onnx", "keras"])
+def test_corrupt_or_truncated_models_name_the_file_in_one_line(saved_model, tmp_path, engine,
+                                                               monkeypatch):
+    from maskmtl_cli.models.export import export_onnx
+
+    monkeypatch.setenv("MASKMTL_CACHE_DIR", str(tmp_path / "cache"))
+    _, network, _ = saved_model
+    good = tmp_path / "good.onnx"
+    export_onnx(network, good)
+    network.save(tmp_path / "good.keras")
+    for suffix in (".onnx", ".keras"):
+        truncated = tmp_path / f"truncated{suffix}"
+        truncated.write_bytes((tmp_path / f"good{suffix}").read_bytes()[:700])
+        if engine == "keras" and suffix == ".onnx":
+            continue  # Keras cannot run ONNX files at all (the test above)
+        with pytest.raises(ModelError) as raised:
+            inference.load_model(truncated, engine)
+        message = str(raised.value)
+        assert f"truncated{suffix}" in message and "\n" not in message, message

@@ -34,7 +34,7 @@ def eye_distance(points: np.ndarray) -> float:
 
 
 def test_unknown_detector_lists_the_valid_ones():
-    with pytest.raises(InputError, match="hog, cnn, auto"):
+    with pytest.raises(InputError, match="auto, hog, retinaface, cnn"):
         DlibLandmarker("yolo")
 
 
@@ -92,13 +92,17 @@ def test_big_photos_are_downscaled_for_detection(astronaut_gray, astronaut_face)
 
 
 @pytest.mark.slow
-def test_no_face_in_noise_and_auto_runs_the_cnn_where_hog_finds_nothing(astronaut_gray):
+def test_no_face_in_noise_and_auto_runs_retinaface_where_hog_finds_nothing(astronaut_gray):
     noise = np.random.default_rng(0).integers(0, 255, (120, 160), dtype=np.uint8)
     assert DlibLandmarker("hog").find_boxes(noise) == []
-    # The astronaut's head, rolled 50 degrees: beyond the HOG frontal detector, found by the CNN.
+    assert DlibLandmarker("auto").find_boxes(noise) == []
+    # The astronaut's head, rolled 50 degrees: beyond the HOG frontal detector, found by
+    # RetinaFace (and by dlib's CNN).
     head = astronaut_gray[40:240, 120:320]
     rolled = cv2.warpAffine(head, cv2.getRotationMatrix2D((100, 100), 50, 1.0), (200, 200))
     assert DlibLandmarker("hog").find_boxes(rolled) == []
-    found = DlibLandmarker("auto").find_boxes(rolled)
-    assert len(found) == 1 and found[0].detector == "cnn"
-    assert found[0].left < 100 < found[0].right and found[0].top < 100 < found[0].bottom
+    for detector, expected in (("auto", "retinaface"), ("retinaface", "retinaface"),
+                               ("cnn", "cnn")):
+        found = DlibLandmarker(detector).find_boxes(rolled)
+        assert len(found) == 1 and found[0].detector == expected, (detector, found)
+        assert found[0].left < 100 < found[0].right and found[0].top < 100 < found[0].bottom

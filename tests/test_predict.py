@@ -28,6 +28,8 @@ from maskmtl_cli.prediction.render import csv_columns, records_table
 runner = CliRunner()
 #: Where the astronaut's face is (x, y, w, h), checked by eye on the photo.
 ASTRONAUT_FACE = (170, 60, 100, 115)
+#: RetinaFace's box on it (forehead to chin, a little taller than the face region above).
+RETINAFACE_BOX = (178, 57, 93, 123)
 
 
 def predict(*args):
@@ -56,8 +58,12 @@ def model_path(tmp_path_factory) -> Path:
     """A tiny untrained hierarchical network, 32x32 grayscale, all three tasks."""
     from maskmtl_cli.models import build_network
 
+    from maskmtl_cli.models.export import export_onnx
+
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    build_network(arch="hierarchical", preset="tiny", image_size=32, color_mode="gray").save(path)
+    network = build_network(arch="hierarchical", preset="tiny", image_size=32, color_mode="gray")
+    network.save(path)
+    export_onnx(network, path.with_suffix(".onnx"))  # as `train` leaves both in a run folder
     return path
 
 
@@ -78,7 +84,7 @@ def test_json_output_has_one_record_per_face(astronaut_path, model_path):
     assert len(records) == 1
     record = records[0]
     assert record["file"] == str(astronaut_path) and record["face"] == 0
-    assert near(record["box"], (180, 65, 84, 107))
+    assert near(record["box"], RETINAFACE_BOX)
     assert 0.9 < record["detector_score"] <= 1.0
     assert record["age"] is not None and record["gender"] in GENDER_NAMES
     assert record["gender_probability"] >= 0.5
@@ -184,7 +190,7 @@ def test_exif_rotated_photo_gives_upright_boxes(astronaut_path, model_path, tmp_
     path = tmp_path / "phone.jpg"
     stored.save(path, exif=exif, quality=95)
     records = predict_json(path, "--model", model_path)
-    assert len(records) == 1 and near(records[0]["box"], (180, 65, 84, 107))
+    assert len(records) == 1 and near(records[0]["box"], RETINAFACE_BOX)
 
 
 def test_faces_all_or_largest_and_hog(astronaut_path, model_path, tmp_path):
@@ -214,7 +220,7 @@ def test_masked_astronaut_made_by_maskmtl_mask(astronaut_path, model_path, tmp_p
         pytest.skip("`maskmtl mask` is still a placeholder")
     assert masked.exit_code == 0, masked.output
     records = predict_json(tmp_path / "masked" / "astronaut.jpg", "--model", model_path)
-    assert len(records) == 1 and near(records[0]["box"], (180, 65, 84, 107))
+    assert len(records) == 1 and near(records[0]["box"], RETINAFACE_BOX)
 
 
 def test_bad_inputs_give_clear_errors(photos, model_path, tmp_path):
@@ -236,8 +242,15 @@ def test_bad_inputs_give_clear_errors(photos, model_path, tmp_path):
     assert both.exit_code == 2
 
 
-@pytest.mark.skipif(DEFAULT_MODEL.is_file(), reason="the pretrained model is bundled")
-def test_without_model_the_message_says_what_to_pass(astronaut_path):
+def test_the_bundled_model_runs_without_keras_and_a_missing_one_is_explained(
+        astronaut_path, tmp_path, monkeypatch):
+    assert DEFAULT_MODEL.suffix == ".onnx" and DEFAULT_MODEL.is_file()
+    assert DEFAULT_MODEL.with_suffix(".keras").is_file()  # for --cam and --engine keras
+    records = predict_json(astronaut_path)
+    assert len(records) == 1 and 20 <= records[0]["age"] <= 80
+    from maskmtl_cli.prediction import predict as module
+
+    monkeypatch.setattr(module, "DEFAULT_MODEL", tmp_path / "missing.onnx")
     result = predict(astronaut_path)
     assert result.exit_code == 1 and "--model" in result.stderr
 
@@ -258,20 +271,19 @@ def test_gradcam_uses_each_task_feature_map_before_pooling():
     assert all(0.0 <= m.min() and m.max() <= 1.0 for m in maps.values())
 
 
-def test_numpy_and_keras_engines_give_the_same_faces(astronaut_path, model_path):
-    numpy_records = predict_json(astronaut_path, "--model", model_path, "--engine", "numpy")
+def test_onnx_and_keras_engines_give_the_same_faces(astronaut_path, model_path):
+    onnx_records = predict_json(astronaut_path, "--model", model_path, "--engine", "onnx")
     keras_records = predict_json(astronaut_path, "--model", model_path, "--engine", "keras")
-    assert len(numpy_records) == len(keras_records) == 1
-    ours, theirs = numpy_records[0], keras_records[0]
-    assert ours["box"] == theirs["box"]  # numpy MTCNN vs the mtcnn package on TensorFlow
-    assert abs(ours["detector_score"] - theirs["detector_score"]) < 1e-3
+    assert len(onnx_records) == len(keras_records) == 1
+    ours, theirs = onnx_records[0], keras_records[0]
+    assert ours["box"] == theirs["box"] and ours["detector"] == "retinaface"
     assert abs(ours["age"] - theirs["age"]) < 0.02
     assert abs(ours["p_female"] - theirs["p_female"]) < 1e-3
     assert ours["ethnicity"] == theirs["ethnicity"]
 
 
 def test_default_run_imports_no_tensorflow(astronaut_path, model_path):
-    """The cold path (numpy MTCNN + numpy model) must not pay TensorFlow's 6 s import."""
+    """The cold path (RetinaFace + the model on ONNX Runtime) must not pay TensorFlow's import."""
     import subprocess
     import sys
 
@@ -280,7 +292,7 @@ def test_default_run_imports_no_tensorflow(astronaut_path, model_path):
         "from typer.testing import CliRunner\n"
         "from maskmtl_cli.cli import app\n"
         f"result = CliRunner().invoke(app, ['predict', {str(astronaut_path)!r}, '--model', "
-        f"{str(model_path)!r}, '--json'])\n"
+        f"{str(model_path.with_suffix('.onnx'))!r}, '--json'])\n"
         "assert result.exit_code == 0, result.output\n"
         "heavy = sorted(m for m in ('tensorflow', 'keras', 'jax', 'torch', 'mtcnn', 'dlib')"
         " if m in sys.modules)\n"
@@ -294,20 +306,22 @@ def test_default_run_imports_no_tensorflow(astronaut_path, model_path):
 
 def test_engine_choices_and_their_errors(astronaut_path, model_path, tmp_path):
     from maskmtl_cli import inference
-    from maskmtl_cli.runtime import NumpyModel
 
-    assert isinstance(inference.load_model(model_path, "auto"), NumpyModel)
-    assert isinstance(inference.load_model(model_path, "numpy"), NumpyModel)
-    assert not isinstance(inference.load_model(model_path, "keras"), NumpyModel)
-    # Grad-CAM needs Keras' gradients: --engine numpy refuses it, auto switches to Keras.
-    refused = predict(astronaut_path, "--model", model_path, "--engine", "numpy",
-                      "--cam", tmp_path / "cams")
-    assert refused.exit_code == 1 and "--cam needs gradients" in refused.stderr
-    assert predict(astronaut_path, "--model", model_path, "--cam", tmp_path / "cams2").exit_code == 0
-    assert list((tmp_path / "cams2").glob("*.png"))
-    # A corrupt model file is named in the error with either engine.
-    corrupt = tmp_path / "corrupt.keras"
-    corrupt.write_bytes(model_path.read_bytes()[:500])
-    for engine in ("auto", "numpy", "keras"):
-        result = predict(astronaut_path, "--model", corrupt, "--engine", engine)
-        assert result.exit_code == 1 and "corrupt.keras" in result.stderr, (engine, result.output)
+    assert isinstance(inference.load_model(model_path, "onnx"), inference.OnnxModel)
+    assert not isinstance(inference.load_model(model_path, "keras"), inference.OnnxModel)
+    # Grad-CAM needs Keras' gradients: --cam runs the .keras file beside the .onnx one.
+    cams = predict(astronaut_path, "--model", model_path.with_suffix(".onnx"),
+                   "--cam", tmp_path / "cams")
+    assert cams.exit_code == 0, cams.output
+    assert list((tmp_path / "cams").glob("*.png"))
+    # A corrupt or truncated model file is named in a one-line error with either engine.
+    for suffix in (".keras", ".onnx"):
+        corrupt = tmp_path / f"corrupt{suffix}"
+        corrupt.write_bytes(model_path.with_suffix(suffix).read_bytes()[:500])
+        for engine in ("onnx", "keras"):
+            if suffix == ".onnx" and engine == "keras":
+                continue
+            result = predict(astronaut_path, "--model", corrupt, "--engine", engine)
+            assert result.exit_code == 1 and f"corrupt{suffix}" in result.stderr, \
+                (engine, result.output)
+            assert "Traceback" not in result.output

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
+from maskmtl_cli.schema import DEFAULT_ENGINE, ENGINES
 
 
 class Split(str, Enum):
@@ -40,6 +41,8 @@ def evaluate_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Images per prediction batch.")] = 256,
     flip: Annotated[bool, typer.Option(
         "--flip", help="Average predictions with the horizontally flipped image.")] = False,
+    engine: Annotated[Literal[ENGINES], typer.Option(
+        help="onnx: ONNX Runtime (fast); keras: TensorFlow.")] = DEFAULT_ENGINE,
     bootstrap: Annotated[int, typer.Option(
         min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
@@ -81,7 +84,7 @@ def evaluate_command(
 
     config = EvalConfig(
         run=check_single_run(runs), manifest=manifest, split=split.value, out_dir=out,
-        report=report, batch_size=batch_size, flip=flip,
+        report=report, batch_size=batch_size, flip=flip, engine=engine,
         cache_dir=cache_dir if cache_dir is not None else "default",
         metrics=MetricOptions(bootstrap=bootstrap, seed=seed, min_group_size=min_group))
     outcome = evaluate_run(config, log=lambda line: err_console.print(line, highlight=False,

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
+from maskmtl_cli.schema import DEFAULT_MASK_DETECTOR, MASK_DETECTORS
 
 _STYLE = "Mask style"
 _FACES = "Faces and landmarks"
@@ -49,10 +50,11 @@ def mask_command(
         "--aligned", rich_help_panel=_FACES,
         help="Images are aligned face crops (like UTKFace): use the crop as the face box, no "
              "detector, so no face is missed. The mode for aligned crops.")] = False,
-    detector: Annotated[Literal["hog", "cnn", "auto"], typer.Option(
+    detector: Annotated[Literal[MASK_DETECTORS], typer.Option(
         rich_help_panel=_FACES,
-        help="Face detector: dlib HOG (fast), CNN (slow on CPU, finds more), or auto "
-             "(CNN only where HOG finds nothing).")] = "hog",
+        help="Face detector: auto (dlib HOG, then RetinaFace where HOG finds nothing), hog "
+             "(fast, bare faces), retinaface (masked and turned faces), or cnn (dlib CNN, slow "
+             "on CPU).")] = DEFAULT_MASK_DETECTOR,
     faces: Annotated[Literal["largest", "all"], typer.Option(
         rich_help_panel=_FACES, help="Mask the largest face of each photo, or all faces.")
     ] = "largest",

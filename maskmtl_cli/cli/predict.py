@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
+from maskmtl_cli.schema import DEFAULT_DETECTOR, DEFAULT_ENGINE, DETECTOR_HELP, DETECTORS, ENGINES
 
 _FACES = "Faces"
 _OUTPUT = "Output"
@@ -22,12 +23,12 @@ def predict_command(
         show_default=False)],
     model: Annotated[Optional[Path], typer.Option(
         "--model", "-m",
-        help="Run folder from `maskmtl train` (uses its best.keras) or a .keras file. "
-             "Default: the pretrained model shipped with maskmtl.")] = None,
-    detector: Annotated[Literal["mtcnn", "hog", "cnn"], typer.Option(
+        help="Run folder from `maskmtl train` (its best.onnx / best.keras), or a .onnx or "
+             ".keras file. Default: the pretrained model shipped with maskmtl.")] = None,
+    detector: Annotated[Literal[DETECTORS], typer.Option(
         rich_help_panel=_FACES,
-        help="Face detector: MTCNN (finds masked faces), dlib HOG (fast, bare faces only) or "
-             "dlib CNN (slow on CPU).")] = "mtcnn",
+        help="Face detector: " + "; ".join(f"{name}: {what}" for name, what in
+                                           DETECTOR_HELP.items()) + ".")] = DEFAULT_DETECTOR,
     aligned: Annotated[bool, typer.Option(
         "--aligned", rich_help_panel=_FACES,
         help="Inputs are already aligned face crops like UTKFace's: skip detection and "
@@ -56,15 +57,14 @@ def predict_command(
         "--strict", help="Exit with code 3 when any photo has no face (default: exit 0).")
     ] = False,
     batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")] = 256,
-    engine: Annotated[Literal["auto", "numpy", "keras"], typer.Option(
-        help="numpy: run MTCNN and the model with numpy, without importing TensorFlow (starts "
-             "in about a second); keras: TensorFlow. auto: numpy, except Keras for --cam "
-             "(Grad-CAM needs gradients) and for layers the numpy engine lacks.")] = "auto",
+    engine: Annotated[Literal[ENGINES], typer.Option(
+        help="onnx: ONNX Runtime (fast, no TensorFlow); keras: TensorFlow. --cam always uses "
+             "Keras (Grad-CAM needs gradients).")] = DEFAULT_ENGINE,
 ) -> None:
     """Predict age, gender and ethnicity for every face in photos, masked or not.
 
-    Faces are found with MTCNN (robust to masks), aligned and cropped like the UTKFace training
-    images, then passed to the model. Results go to stdout as a table, --json or --csv;
+    Faces are found with RetinaFace (robust to masks), aligned and cropped like the UTKFace
+    training images, then passed to the model. Results go to stdout as a table, --json or --csv;
     unreadable files and photos without a face are reported on stderr. Exit codes: 0 done
     (also when no face is found), 1 bad input or model, 2 usage error, 3 no face with --strict.
 

@@ -10,10 +10,12 @@ import typer
 
 from maskmtl_cli.cli.app import app, guarded
 from maskmtl_cli.training.config import (
+    AGE_LOSSES,
     ARCHITECTURES,
     BACKENDS,
     LR_SCHEDULES,
     PRESET_NAMES,
+    RACE_BALANCES,
     TASKS,
     TrainConfig,
 )
@@ -59,6 +61,18 @@ def train_command(
         "--augment/--no-augment",
         help="Random flip, shift and brightness while training. \\[default: no-augment]",
         show_default=False)] = None,
+    age_loss: Annotated[Optional[str], typer.Option(
+        help=f"{' | '.join(AGE_LOSSES)}: L1 in years, L1 on log-age, or label-distribution "
+             f"learning over 0-116 years. \\[default: {_D.age_loss}]")] = None,
+    age_sigma: Annotated[Optional[float], typer.Option(
+        help=f"Width in years of the ldl target distribution. \\[default: {_D.age_sigma:g}]")
+    ] = None,
+    race_balance: Annotated[Optional[str], typer.Option(
+        help=f"{' | '.join(RACE_BALANCES)}: logit-adjust trains the ethnicity head against the "
+             f"class prior so rare classes are predicted. \\[default: {_D.race_balance}]")
+    ] = None,
+    weight_decay: Annotated[Optional[float], typer.Option(
+        help=f"AdamW weight decay (0: plain Adam). \\[default: {_D.weight_decay:g}]")] = None,
     loss_weights: Annotated[Optional[str], typer.Option(
         help="Fixed task weights, e.g. age=0.1,gender=1,race=1 (age L1 is in years). "
              "[default: age=0.1,gender=1,race=1]")] = None,
@@ -119,7 +133,8 @@ def train_command(
         "nonlocal_block": nonlocal_block, "tasks": tasks, "preset": preset,
         "image_size": image_size, "color_mode": color, "batch_size": batch_size,
         "epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "early_stopping": early_stopping,
-        "augment": augment, "loss_weights": loss_weights,
+        "augment": augment, "age_loss": age_loss, "age_sigma": age_sigma,
+        "race_balance": race_balance, "weight_decay": weight_decay, "loss_weights": loss_weights,
         "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,
         "drop_missing": drop_missing, "seed": seed, "backend": backend,
         "mixed_precision": mixed_precision, "jit_compile": jit,

@@ -7,21 +7,38 @@ from pathlib import Path
 
 #: File suffixes treated as images (compared lower-case).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: What `maskmtl mask` writes at the top of its output folder beside the masked images: the
+#: records, the binary masks (``--save-masks``) and the contact sheet (``--preview``).
+MASKS_CSV = "masks.csv"
+MASKS_DIR = "_masks"
+PREVIEW_PNG = "preview.png"
+
+
+def mask_run_extras(root: Path) -> frozenset[Path]:
+    """The resolved paths of a mask run's own outputs below ``root`` (empty for other folders).
+
+    A folder written by `maskmtl mask` (it holds ``masks.csv``) also holds the binary masks and
+    the contact sheet; they are images, but not face images of the data set.
+    """
+    root = Path(root)
+    if not (root / MASKS_CSV).is_file():
+        return frozenset()
+    return frozenset((root / name).resolve() for name in (MASKS_DIR, PREVIEW_PNG))
 
 
 def scan_image_files(root: Path, excluded: frozenset[Path] | set[Path] = frozenset()
                      ) -> tuple[list[Path], int]:
     """Image files below ``root`` (sorted) and the count of other files.
 
-    Hidden files and folders (names starting with a dot) are skipped, and so are folders whose
-    resolved path is in ``excluded``; folder links are not followed.
+    Hidden files and folders (names starting with a dot) are skipped, and so are folders and
+    files whose resolved path is in ``excluded``; folder links are not followed.
     """
     images, ignored = [], 0
     for folder, subfolders, files in os.walk(root):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")
                                and (not excluded or Path(folder, name).resolve() not in excluded))
         for name in files:
-            if name.startswith("."):
+            if name.startswith(".") or (excluded and Path(folder, name).resolve() in excluded):
                 continue
             if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
                 images.append(Path(folder, name))

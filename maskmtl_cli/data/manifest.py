@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
+from maskmtl_cli.data.files import IMAGE_SUFFIXES, mask_run_extras, scan_image_files
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
 from maskmtl_cli.errors import DataError, InputError
 
@@ -33,12 +33,15 @@ class ScanResult:
 
 
 def find_images(root: Path) -> tuple[list[Path], int]:
-    """All image files below ``root`` (recursive, sorted) and the count of non-image files."""
+    """All image files below ``root`` (recursive, sorted) and the count of non-image files.
+
+    In a folder written by `maskmtl mask`, its binary masks and contact sheet are left out.
+    """
     if not root.exists():
         raise InputError(f"Data folder not found: {root}. Pass a folder of face images.")
     if not root.is_dir():
         raise InputError(f"{root} is a file, not a folder. Pass the folder that holds the images.")
-    images, ignored = scan_image_files(root)
+    images, ignored = scan_image_files(root, mask_run_extras(root))
     if not images:
         what = "is empty" if ignored == 0 else f"has {ignored} files but no images"
         raise InputError(f"Data folder {root} {what}. Supported: {', '.join(sorted(IMAGE_SUFFIXES))}.")

@@ -30,21 +30,19 @@ from typing import Callable
 
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.masking.config import MaskConfig
-from maskmtl_cli.data.files import scan_image_files
+from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR, PREVIEW_PNG, scan_image_files
 from maskmtl_cli.masking.io import IMAGE_SUFFIXES, remove_temp_files, write_atomic
 from maskmtl_cli.masking.records import (
     CONFIG_JSON,
     COPIED,
     FAILURES_CSV,
     MASKED,
-    MASKS_CSV,
     existing_record,
     read_records,
     settings_warnings,
     write_tables,
 )
 from maskmtl_cli.masking.worker import (
-    MASKS_DIR,
     STAGES,
     MaskWorker,
     init_worker,
@@ -52,7 +50,6 @@ from maskmtl_cli.masking.worker import (
     run_chunk,
 )
 
-PREVIEW_PNG = "preview.png"
 
 ProgressCallback = Callable[[int, int], None]
 

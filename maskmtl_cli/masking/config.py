@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from maskmtl_cli.errors import InputError
+from maskmtl_cli.schema import DEFAULT_MASK_DETECTOR, MASK_DETECTORS
 
-DETECTORS = ("hog", "cnn", "auto")
 FACE_MODES = ("largest", "all")
 ON_FAIL_MODES = ("skip", "copy")
 #: Largest contact sheet ``--preview`` draws.
@@ -27,7 +27,8 @@ class MaskConfig:
         texture: A texture name; None = random.
         texture_weight: Blend of the texture over the colour, 0-1; None = random.
         seed: Base seed; image ``i`` in sorted order draws from ``default_rng([seed, i])``.
-        detector: ``hog``, ``cnn`` or ``auto`` (CNN only where HOG finds nothing).
+        detector: ``auto`` (HOG, then RetinaFace where HOG finds nothing), ``hog``,
+            ``retinaface`` or ``cnn``.
         aligned: Treat each image as an aligned face crop (no detector).
         faces: ``largest`` (one mask per image) or ``all`` faces.
         on_fail: ``skip`` images without a usable face, or ``copy`` them unmasked.
@@ -47,7 +48,7 @@ class MaskConfig:
     texture: str | None = None
     texture_weight: float | None = None
     seed: int = 0
-    detector: str = "hog"
+    detector: str = DEFAULT_MASK_DETECTOR
     aligned: bool = False
     faces: str = "largest"
     on_fail: str = "skip"
@@ -64,7 +65,7 @@ class MaskConfig:
         object.__setattr__(self, "input_dir", Path(self.input_dir))
         object.__setattr__(self, "output_dir", Path(self.output_dir))
         _check_choice("mask type", self.mask_type, ("random", *TEMPLATE_NAMES))
-        _check_choice("detector", self.detector, DETECTORS)
+        _check_choice("detector", self.detector, MASK_DETECTORS)
         _check_choice("--faces value", self.faces, FACE_MODES)
         _check_choice("--on-fail value", self.on_fail, ON_FAIL_MODES)
         if self.texture is not None:

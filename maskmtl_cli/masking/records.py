@@ -23,9 +23,9 @@ import io
 import json
 from pathlib import Path
 
+from maskmtl_cli.data.files import MASKS_CSV
 from maskmtl_cli.masking.io import write_atomic
 
-MASKS_CSV = "masks.csv"
 FAILURES_CSV = "failures.csv"
 CONFIG_JSON = "mask_config.json"
 MASKED, FAILED, COPIED, EXISTING = "masked", "failed", "copied", "existing"

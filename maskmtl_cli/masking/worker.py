@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from maskmtl_cli.data.files import MASKS_DIR
 from maskmtl_cli.errors import DataError
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.masking.io import (
@@ -30,7 +31,6 @@ from maskmtl_cli.masking.records import COPIED, FAILED, new_record
 #: Timed stages, reported per image in the summary (``encode`` includes the file writes).
 STAGES = ("decode", "detect", "landmarks", "overlay", "encode")
 #: Folder of the binary masks inside the output folder.
-MASKS_DIR = "_masks"
 #: Images smaller than this on either side are refused as ``too_small``.
 MIN_IMAGE_SIDE = 24
 #: Failures whose source is not worth copying with ``--on-fail copy`` (not a usable image).
@@ -93,9 +93,10 @@ class MaskWorker:
             gray = cv2.cvtColor(image.bgr, cv2.COLOR_BGR2GRAY)
         clock = _lap(timings, "decode", clock)
 
-        boxes = self.landmarker.find_boxes(gray)
+        rgb = None if image.grayscale else image.bgr[:, :, ::-1]
+        boxes = self.landmarker.find_boxes(gray, rgb)
         if not boxes:
-            hint = "; try --detector auto" if config.detector == "hog" else ""
+            hint = "; try --detector auto" if config.detector in ("hog", "cnn") else ""
             raise ImageReadError(
                 "no_face", f"no face found by the {config.detector} detector{hint} "
                 "(or --aligned for face crops)"

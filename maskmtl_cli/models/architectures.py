@@ -15,8 +15,13 @@ Building blocks (widths come from a ``Preset``):
 - encoder: three conv blocks, each 3x3 conv ('same' padding, bias) -> batch norm -> LeakyReLU
   -> 2x2 pooling (max or average);
 - optional ``NonLocalBlock`` after the encoder;
-- age head: flatten -> dense layers (ReLU, dropout) -> 1 unit;
-- gender and race branches: one more conv block each, then flatten -> dense layers -> output.
+- age head: flatten (or global average pooling) -> dense layers (ReLU or GELU, dropout) -> the
+  age output of ``age_loss`` (``age_layers``: a standardised age, a standardised log-age, or a
+  distribution over 0-116 years whose mean is the age);
+- gender and race branches: one more conv block each, then the same kind of head -> output.
+
+Training-only augmentation is not part of the network: ``MultiTaskTrainer`` applies it, so the
+network is the inference graph that ``best.keras`` and ``best.onnx`` hold.
 
 ``hierarchical``: the race branch's conv block reads the (pooled) gender branch conv block.
 ``hard``: every head reads the shared encoder (the race branch has its own conv block on it).
@@ -33,9 +38,10 @@ import keras
 from keras import layers
 
 from maskmtl_cli.errors import InputError
+from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION, ExpectedAge, LogAgeDecoder
 from maskmtl_cli.models.non_local_block import NonLocalBlock
 # The names and the task parser live in the Keras-free training config, which the CLI imports.
-from maskmtl_cli.training.config import ARCHITECTURES, TASKS
+from maskmtl_cli.training.config import AGE_LOSSES, ARCHITECTURES, TASKS
 from maskmtl_cli.training.config import parse_tasks as validate_tasks
 
 NUM_RACES = 5
@@ -59,7 +65,13 @@ class Preset:
         dense_units: Units of each head's hidden dense layers (ReLU).
         dropout: Dropout rate after every hidden dense layer.
         convs_per_block: 3x3 conv -> batch norm -> LeakyReLU triples in each encoder block
-            before its pooling (the paper's network has 1; 2 gives a VGG-style encoder).
+            before its pooling (the paper's network has 1; 2 gives a VGG-style encoder); one
+            count for every block, or one per block.
+        head_pooling: How a head reads its feature map: "flatten" (the paper's) or "gap"
+            (global average pooling: far fewer weights).
+        head_activation: Activation of the heads' hidden dense layers, "relu" or "silu"
+            (smooth and never flat, so a unit cannot die for good; see docs/RESULTS.md on the
+            age collapse).
     """
 
     encoder_filters: tuple[int, int, int]
@@ -70,7 +82,9 @@ class Preset:
     branch_pool: str
     dense_units: tuple[int, ...]
     dropout: float
-    convs_per_block: int = 1
+    convs_per_block: int | tuple[int, int, int] = 1
+    head_pooling: str = "flatten"
+    head_activation: str = "relu"
 
 
 PRESETS: dict[str, Preset] = {
@@ -109,6 +123,45 @@ PRESETS: dict[str, Preset] = {
         branch_pool="avg",
         dense_units=(128, 64),
         dropout=0.3,
+    ),
+    # Sweep candidates (issue 12): the compact and wide encoders with pooled SiLU heads, and a
+    # deeper compact encoder (two convs in blocks 2 and 3).
+    "compact-gap": Preset(
+        encoder_filters=(16, 32, 96),
+        encoder_slopes=(0.3, 0.3, 0.1),
+        encoder_pools=("max", "avg", "avg"),
+        branch_filters=128,
+        branch_slope=0.1,
+        branch_pool="avg",
+        dense_units=(128,),
+        dropout=0.3,
+        head_pooling="gap",
+        head_activation="silu",
+    ),
+    "wide-gap": Preset(
+        encoder_filters=(32, 64, 128),
+        encoder_slopes=(0.3, 0.3, 0.1),
+        encoder_pools=("max", "avg", "avg"),
+        branch_filters=128,
+        branch_slope=0.1,
+        branch_pool="avg",
+        dense_units=(128,),
+        dropout=0.3,
+        head_pooling="gap",
+        head_activation="silu",
+    ),
+    "deep": Preset(
+        encoder_filters=(16, 32, 96),
+        encoder_slopes=(0.3, 0.3, 0.1),
+        encoder_pools=("max", "avg", "avg"),
+        branch_filters=128,
+        branch_slope=0.1,
+        branch_pool="avg",
+        dense_units=(128,),
+        dropout=0.3,
+        convs_per_block=(1, 2, 2),
+        head_pooling="gap",
+        head_activation="silu",
     ),
     # Smallest sensible network: smoke tests and quick experiments.
     "tiny": Preset(
@@ -151,10 +204,9 @@ def build_network(
     image_size: int = 48,
     color_mode: str = "gray",
     nonlocal_block: bool = False,
-    augment: bool = False,
+    age_loss: str = "l1",
     age_mean: float = 33.0,
     age_std: float = 20.0,
-    seed: int = 0,
     name: str | None = None,
 ) -> keras.Model:
     """Build a MaskMTL network (not compiled).
@@ -166,14 +218,16 @@ def build_network(
         image_size: Input height and width in pixels.
         color_mode: "gray" (1 channel) or "rgb" (3 channels).
         nonlocal_block: Add a ``NonLocalBlock`` after the (each) encoder.
-        augment: Add training-only random flip, shift and brightness layers at the input.
-        age_mean: Mean training age in years (the age head's offset).
-        age_std: Standard deviation of the training ages (the age head's scale).
-        seed: Seed of the augmentation layers.
+        age_loss: The age head's output (``age_layers``): "l1" (standardised age), "log-l1"
+            (standardised log-age) or "ldl" (a distribution over 0-116 years).
+        age_mean: Offset of the age head: the mean training age in years ("l1"), or the mean
+            of ``log1p(age)`` ("log-l1"); unused by "ldl".
+        age_std: Scale of the age head, in the same space as ``age_mean``.
         name: Model name; defaults to ``maskmtl_<arch>``.
 
     Returns:
-        A functional ``keras.Model`` with input ``image`` and outputs keyed by task.
+        A functional ``keras.Model`` with input ``image`` and outputs keyed by task (plus
+        ``age_distribution`` for "ldl").
 
     Raises:
         InputError: Unknown arch, task, preset or colour mode, or an image too small.
@@ -184,6 +238,8 @@ def build_network(
     widths = preset if isinstance(preset, Preset) else get_preset(preset)
     if color_mode not in ("gray", "rgb"):
         raise InputError(f"Unknown colour mode '{color_mode}'. Choose one of: gray, rgb.")
+    if age_loss not in AGE_LOSSES:
+        raise InputError(f"Unknown age loss '{age_loss}'. Choose one of: {', '.join(AGE_LOSSES)}.")
     smallest = min_image_size(arch, tasks)
     if image_size < smallest:
         raise InputError(
@@ -193,42 +249,40 @@ def build_network(
         )
     channels = 1 if color_mode == "gray" else 3
     image = keras.Input(shape=(image_size, image_size, channels), name="image", dtype="float32")
-    x = _augmentation(image, seed) if augment else image
-    x = layers.Rescaling(1.0 / 255.0, name="rescale")(x)
+    x = layers.Rescaling(1.0 / 255.0, name="rescale")(image)
+    age_output = AgeOutput(age_loss, age_mean, age_std)
     outputs = {}
     if arch == "soft":
         for task in tasks:
             features = _encoder(x, widths, nonlocal_block, prefix=f"{task}_")
             if task == "age":
-                outputs[task] = _head(features, task, widths, age_mean, age_std)
+                outputs.update(_head(features, task, widths, age_output))
             else:
                 branch = _conv_block(features, widths, f"{task}_branch")
-                outputs[task] = _head(branch, task, widths, age_mean, age_std)
+                outputs.update(_head(branch, task, widths, age_output))
     else:
         features = _encoder(x, widths, nonlocal_block, prefix="")
         if "age" in tasks:
-            outputs["age"] = _head(features, "age", widths, age_mean, age_std)
+            outputs.update(_head(features, "age", widths, age_output))
         gender_branch = None
         if "gender" in tasks or (arch == "hierarchical" and "race" in tasks):
             gender_branch = _conv_block(features, widths, "gender_branch")
         if "gender" in tasks:
-            outputs["gender"] = _head(gender_branch, "gender", widths, age_mean, age_std)
+            outputs.update(_head(gender_branch, "gender", widths, age_output))
         if "race" in tasks:
             race_input = gender_branch if arch == "hierarchical" else features
             race_branch = _conv_block(race_input, widths, "race_branch")
-            outputs["race"] = _head(race_branch, "race", widths, age_mean, age_std)
+            outputs.update(_head(race_branch, "race", widths, age_output))
     return keras.Model(inputs=image, outputs=outputs, name=name or f"maskmtl_{arch}")
 
 
-def _augmentation(x, seed: int):
-    """Light, training-only augmentation: horizontal flip, +-8% shift, +-15% brightness."""
-    x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
-    x = layers.RandomTranslation(
-        0.08, 0.08, fill_mode="nearest", seed=seed + 1, name="augment_shift"
-    )(x)
-    return layers.RandomBrightness(
-        0.15, value_range=(0.0, 255.0), seed=seed + 2, name="augment_brightness"
-    )(x)
+@dataclass(frozen=True)
+class AgeOutput:
+    """How the age head ends: its loss family and the offset and scale of its output."""
+
+    loss: str
+    mean: float
+    std: float
 
 
 def _conv_block(x, widths: Preset, name: str, filters=None, slope=None, pool=None, convs=1):
@@ -247,28 +301,42 @@ def _conv_block(x, widths: Preset, name: str, filters=None, slope=None, pool=Non
 
 def _encoder(x, widths: Preset, nonlocal_block: bool, prefix: str):
     """The three shared conv blocks (named ``{prefix}block1..3``), plus the non-local block."""
-    for index, (filters, slope, pool) in enumerate(
-        zip(widths.encoder_filters, widths.encoder_slopes, widths.encoder_pools), start=1
+    convs = widths.convs_per_block
+    counts = convs if isinstance(convs, (tuple, list)) else (convs,) * len(widths.encoder_filters)
+    for index, (filters, slope, pool, count) in enumerate(
+        zip(widths.encoder_filters, widths.encoder_slopes, widths.encoder_pools, counts), start=1
     ):
-        x = _conv_block(x, widths, f"{prefix}block{index}", filters, slope, pool,
-                        convs=widths.convs_per_block)
+        x = _conv_block(x, widths, f"{prefix}block{index}", filters, slope, pool, convs=count)
     if nonlocal_block:
         x = NonLocalBlock(bn_momentum=BN_MOMENTUM, name=f"{prefix}non_local")(x)
     return x
 
 
-def _head(x, task: str, widths: Preset, age_mean: float, age_std: float):
-    """Flatten -> hidden dense layers with dropout -> the task's output layer (float32)."""
-    x = layers.Flatten(name=f"{task}_flatten")(x)
+def _head(x, task: str, widths: Preset, age_output: AgeOutput) -> dict:
+    """Flatten or pool -> hidden dense layers with dropout -> the task's outputs (float32).
+
+    Returns ``{task: tensor}``, and for an "ldl" age head also ``{AGE_DISTRIBUTION: tensor}``.
+    """
+    if widths.head_pooling == "gap":
+        x = layers.GlobalAveragePooling2D(name=f"{task}_pool")(x)
+    else:
+        x = layers.Flatten(name=f"{task}_flatten")(x)
     for index, units in enumerate(widths.dense_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"{task}_dense{index}")(x)
+        x = layers.Dense(units, activation=widths.head_activation, name=f"{task}_dense{index}")(x)
         x = layers.Dropout(widths.dropout, name=f"{task}_dropout{index}")(x)
     if task == "age":
+        if age_output.loss == "ldl":
+            distribution = layers.Dense(AGE_BINS, activation="softmax", name=AGE_DISTRIBUTION,
+                                        dtype="float32")(x)
+            return {"age": ExpectedAge(name="age")(distribution), AGE_DISTRIBUTION: distribution}
         x = layers.Dense(1, name="age_standardised", dtype="float32")(x)
-        return layers.Rescaling(scale=age_std, offset=age_mean, name="age", dtype="float32")(x)
+        if age_output.loss == "log-l1":
+            return {"age": LogAgeDecoder(age_output.mean, age_output.std, name="age")(x)}
+        return {"age": layers.Rescaling(scale=age_output.std, offset=age_output.mean, name="age",
+                                        dtype="float32")(x)}
     if task == "gender":
-        return layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)
-    return layers.Dense(NUM_RACES, activation="softmax", name="race", dtype="float32")(x)
+        return {"gender": layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)}
+    return {"race": layers.Dense(NUM_RACES, activation="softmax", name="race", dtype="float32")(x)}
 
 
 def soft_sharing_groups(network: keras.Model, tasks) -> list[list]:

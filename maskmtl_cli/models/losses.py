@@ -1,9 +1,16 @@
 """Per-task losses, their weighting, and the soft-sharing penalty.
 
-- Age: L1 (mean absolute error) in years, as in the MaskMTL paper. The released notebook used
-  MSE on raw years, which made age outweigh the two classification losses about 100:1.
+- Age, one of three (``AGE_LOSSES``; the head's output layer matches, see ``age_layers``):
+  ``l1``, the mean absolute error in years, as in the MaskMTL paper (the released notebook used
+  MSE on raw years, which made age outweigh the two classification losses about 100:1);
+  ``log-l1``, the absolute error of ``log1p(age)``; ``ldl``, label-distribution learning: the
+  KL divergence from a discretised Gaussian around the true age (Gao et al., TIP 2017) to the
+  predicted distribution, plus a small L1 on its expected age.
 - Gender: binary cross-entropy on P(female).
-- Ethnicity ("race"): categorical cross-entropy over the 5 UTKFace classes (integer labels).
+- Ethnicity ("race"): categorical cross-entropy over the 5 UTKFace classes (integer labels),
+  optionally logit-adjusted by the training prior (Menon et al., "Long-tail learning via logit
+  adjustment", ICLR 2021): the loss sees ``softmax(logits + tau log prior)``, so the network's
+  own softmax learns class-balanced posteriors and rare classes are predicted more often.
 
 Task losses are combined either with fixed weights or with learned homoscedastic-uncertainty
 weights (Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
@@ -14,15 +21,56 @@ L2 penalty between corresponding weights (Duong et al., ACL 2015; Ruder, arXiv:1
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import keras
 from keras import ops
+
+from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION
+
+#: Weight of the L1 term (years) beside the KL term of the label-distribution age loss.
+LDL_L1_WEIGHT = 0.05
+_EPSILON = 1e-7
 
 
 def age_loss(y_true, y_pred):
     """Per-sample absolute error in years; ``y_true`` (N,), ``y_pred`` (N, 1)."""
     y_pred = ops.cast(ops.reshape(y_pred, (-1,)), "float32")
     return ops.abs(ops.cast(y_true, "float32") - y_pred)
+
+
+def age_log_loss(y_true, y_pred):
+    """Per-sample absolute error of ``log1p(age)``; ``y_true`` (N,) years, ``y_pred`` (N, 1)."""
+    y_pred = ops.maximum(ops.cast(ops.reshape(y_pred, (-1,)), "float32"), 0.0)
+    return ops.abs(ops.log1p(ops.cast(y_true, "float32")) - ops.log1p(y_pred))
+
+
+def age_target_distribution(y_true, sigma: float, bins: int = AGE_BINS):
+    """Discretised Gaussians ``N(age, sigma^2)`` over whole years ``0..bins-1``, rows sum to 1."""
+    ages = ops.arange(bins, dtype="float32")
+    centre = ops.reshape(ops.cast(y_true, "float32"), (-1, 1))
+    density = ops.exp(-0.5 * ops.square((ages[None, :] - centre) / sigma))
+    return density / ops.sum(density, axis=-1, keepdims=True)
+
+
+def age_ldl_loss(y_true, distribution, expected_age, sigma: float):
+    """Per-sample KL(target || predicted) plus ``LDL_L1_WEIGHT`` x the L1 of the expected age."""
+    target = age_target_distribution(y_true, sigma, ops.shape(distribution)[-1])
+    predicted = ops.clip(ops.cast(distribution, "float32"), _EPSILON, 1.0)
+    kl = ops.sum(target * (ops.log(ops.maximum(target, _EPSILON)) - ops.log(predicted)), axis=-1)
+    return kl + LDL_L1_WEIGHT * age_loss(y_true, expected_age)
+
+
+def adjusted_race_loss(y_true, y_pred, log_prior, tau: float = 1.0):
+    """Cross-entropy of ``softmax(log p + tau log prior)``: logit adjustment for softmax outputs.
+
+    ``y_pred`` holds the network's probabilities ``p``; their logits are ``log p`` up to a
+    constant per row, which the softmax removes.
+    """
+    logits = ops.log(ops.clip(ops.cast(y_pred, "float32"), _EPSILON, 1.0))
+    logits = logits + tau * ops.reshape(ops.cast(log_prior, "float32"), (1, -1))
+    y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+    return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
 
 
 def gender_loss(y_true, y_pred):
@@ -40,9 +88,43 @@ def race_loss(y_true, y_pred):
 TASK_LOSSES = {"age": age_loss, "gender": gender_loss, "race": race_loss}
 
 
-def task_losses(tasks, y_true: dict, y_pred: dict) -> list:
-    """Mean loss of each task, in the order of ``tasks`` (scalars, float32)."""
-    return [ops.mean(TASK_LOSSES[task](y_true[task], y_pred[task])) for task in tasks]
+@dataclass(frozen=True)
+class LossSpec:
+    """Which variant of each task loss a run trains with.
+
+    Attributes:
+        age_loss: "l1", "log-l1" or "ldl".
+        age_sigma: Width in years of the "ldl" target distribution.
+        race_log_prior: Log training prior of the ethnicity classes for logit adjustment, or
+            None for the plain cross-entropy.
+    """
+
+    age_loss: str = "l1"
+    age_sigma: float = 2.5
+    race_log_prior: tuple[float, ...] | None = None
+
+
+def task_losses(tasks, y_true: dict, y_pred: dict, spec: LossSpec = LossSpec()) -> list:
+    """Mean training loss of each task, in the order of ``tasks`` (scalars, float32)."""
+    losses = []
+    for task in tasks:
+        if task == "age" and spec.age_loss == "ldl":
+            loss = age_ldl_loss(y_true["age"], y_pred[AGE_DISTRIBUTION], y_pred["age"],
+                                spec.age_sigma)
+        elif task == "age" and spec.age_loss == "log-l1":
+            loss = age_log_loss(y_true["age"], y_pred["age"])
+        elif task == "race" and spec.race_log_prior is not None:
+            loss = adjusted_race_loss(y_true["race"], y_pred["race"], spec.race_log_prior)
+        else:
+            loss = TASK_LOSSES[task](y_true[task], y_pred[task])
+        losses.append(ops.mean(loss))
+    return losses
+
+
+def monitored_losses(tasks, y_true: dict, y_pred: dict) -> list:
+    """The per-task numbers ``train`` reports, whatever the training losses: age MAE in years,
+    the plain gender and ethnicity cross-entropies (per-sample, float32)."""
+    return [TASK_LOSSES[task](y_true[task], y_pred[task]) for task in tasks]
 
 
 def weighted_sum(losses: list, weights) -> "keras.KerasTensor":

@@ -1,9 +1,11 @@
 """Training wrapper: one Keras model that owns the multi-task loss, its weights and metrics.
 
 The network itself (``architectures.build_network``) stays a plain functional model, which is
-what ``best.keras`` holds for inference. ``MultiTaskTrainer`` wraps it for ``fit``: it adds the
-per-task losses, fixed or uncertainty weights, the soft-sharing penalty, and per-task metrics
-(``age_mae``, ``gender_loss``, ``gender_acc``, ``race_loss``, ``race_acc``). Saved as
+what ``best.keras`` holds for inference. ``MultiTaskTrainer`` wraps it for ``fit``: it applies
+the training-only augmentation, adds the per-task losses (``losses.LossSpec``), fixed or
+uncertainty weights, the soft-sharing penalty, and per-task metrics (``age_mae`` in years,
+``gender_loss``, ``gender_acc``, ``race_loss``, ``race_acc``; the two losses are the plain
+cross-entropies whatever the training loss, so runs stay comparable). Saved as
 ``last.keras`` together with the optimizer state, it is what ``maskmtl train --resume`` reloads.
 It overrides only ``compute_loss`` and ``compute_metrics``, so every Keras backend's own
 ``train_step`` (TensorFlow, JAX, PyTorch) drives it unchanged.
@@ -16,11 +18,27 @@ from keras import ops
 
 from maskmtl_cli.models.architectures import soft_sharing_groups
 from maskmtl_cli.models.losses import (
+    LossSpec,
     UncertaintyWeighting,
+    monitored_losses,
     soft_sharing_penalty,
     task_losses,
     weighted_sum,
 )
+
+
+def build_augmentation(seed: int) -> keras.Sequential:
+    """Light, training-only augmentation: horizontal flip, +-8% shift, +-15% brightness."""
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip"),
+            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed + 1,
+                                           name="augment_shift"),
+            keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed + 2,
+                                          name="augment_brightness"),
+        ],
+        name="augmentation",
+    )
 
 
 @keras.saving.register_keras_serializable(package="maskmtl")
@@ -33,6 +51,12 @@ class MultiTaskTrainer(keras.Model):
         loss_weights: Fixed weight per task (ignored with ``uncertainty_weighting``).
         uncertainty_weighting: Learn the task weights (Kendall et al., CVPR 2018).
         soft_l2: Strength of the L2 penalty between the per-task encoders (``soft`` arch).
+        age_loss: "l1", "log-l1" or "ldl" (must match the network's age head).
+        age_sigma: Width in years of the "ldl" target distribution.
+        race_log_prior: Log training prior of the ethnicity classes for logit adjustment, or
+            None for the plain cross-entropy.
+        augment: Random flip, shift and brightness on training batches.
+        seed: Seed of the augmentation.
         **kwargs: Standard model arguments (``name``).
 
     Call arguments:
@@ -50,10 +74,25 @@ class MultiTaskTrainer(keras.Model):
         loss_weights=None,
         uncertainty_weighting: bool = False,
         soft_l2: float = 0.0,
+        age_loss: str = "l1",
+        age_sigma: float = 2.5,
+        race_log_prior=None,
+        augment: bool = False,
+        seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.network = network
+        self.age_loss = age_loss
+        self.age_sigma = float(age_sigma)
+        self.race_log_prior = (None if race_log_prior is None
+                               else [float(value) for value in race_log_prior])
+        self.loss_spec = LossSpec(age_loss, self.age_sigma,
+                                  None if self.race_log_prior is None
+                                  else tuple(self.race_log_prior))
+        self.augment = bool(augment)
+        self.seed = int(seed)
+        self.augmentation = build_augmentation(self.seed) if self.augment else None
         self.tasks = list(tasks)
         self.loss_weights = [float(w) for w in (loss_weights or [1.0] * len(self.tasks))]
         self.uncertainty_weighting = bool(uncertainty_weighting)
@@ -80,10 +119,13 @@ class MultiTaskTrainer(keras.Model):
         self.built = True
 
     def call(self, inputs, training=None):
-        return self.network(ops.cast(inputs, "float32"), training=training)
+        inputs = ops.cast(inputs, "float32")
+        if training and self.augmentation is not None:
+            inputs = self.augmentation(inputs, training=True)
+        return self.network(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        losses = task_losses(self.tasks, y, y_pred)
+        losses = task_losses(self.tasks, y, y_pred, self.loss_spec)
         if self.uncertainty is not None:
             total = self.uncertainty(losses)
         else:
@@ -100,8 +142,8 @@ class MultiTaskTrainer(keras.Model):
         # the short last batch counted as much as a full one (the val split is sorted by file
         # name, which starts with the age, so val age MAE read 0.4 years too high).
         batch = ops.cast(ops.shape(y_pred[self.tasks[0]])[0], "float32")
-        for tracker, loss in zip(self.task_trackers, task_losses(self.tasks, y, y_pred)):
-            tracker.update_state(loss, sample_weight=batch)
+        for tracker, loss in zip(self.task_trackers, monitored_losses(self.tasks, y, y_pred)):
+            tracker.update_state(ops.mean(loss), sample_weight=batch)
         if self.gender_accuracy is not None:
             self.gender_accuracy.update_state(
                 ops.reshape(ops.cast(y["gender"], "float32"), (-1, 1)), y_pred["gender"]
@@ -127,6 +169,11 @@ class MultiTaskTrainer(keras.Model):
                 "loss_weights": self.loss_weights,
                 "uncertainty_weighting": self.uncertainty_weighting,
                 "soft_l2": self.soft_l2,
+                "age_loss": self.age_loss,
+                "age_sigma": self.age_sigma,
+                "race_log_prior": self.race_log_prior,
+                "augment": self.augment,
+                "seed": self.seed,
             }
         )
         return config

@@ -2,9 +2,10 @@
 
 UTKFace's crops have a fixed geometry: eyes level, at a fixed height, a fixed distance apart and
 centred. ``benchmarks/measure_utkface_alignment.py`` measured it on 300 of the 200x200 crops
-(seed 0) with both landmark sources used at prediction time; the means are below (x, y as a
-fraction of the crop's width and height; spread across faces: 0.013-0.017 of the crop for the
-eyes, eye distance 0.394 +- 0.026 (dlib) / 0.389 +- 0.022 (MTCNN), roll -0.1 +- 2.2 degrees).
+(seed 0) with each landmark source used at prediction time; the means are below (x, y as a
+fraction of the crop's width and height; spread across faces: 0.012-0.017 of the crop for the
+eyes, eye distance 0.394 +- 0.026 (dlib) / 0.389 +- 0.022 (MTCNN) / 0.394 +- 0.024
+(RetinaFace), roll -0.1 +- 2.4 degrees).
 
 A detected face is mapped onto those positions by the similarity transform (rotation, uniform
 scale, shift) that takes its two eye centres onto the targets of its own landmark source, at
@@ -21,20 +22,30 @@ from maskmtl_cli.prediction.detection import Face
 
 #: Side of UTKFace's aligned crops, in pixels.
 CROP_SIZE = 200
+#: How an aligned crop is filled where it reaches past the photo (OpenCV border modes by name).
+BORDER_MODES = ("reflect", "replicate", "constant")
+#: The default, measured on faces pasted near the edges of canvases (docs/predict.md):
+#: replicating the edge smears it into streaks that the model reads as part of the face.
+DEFAULT_BORDER = "reflect"
 
 #: Mean eye and mouth centres in UTKFace's 200x200 crops, normalised to 0..1, per landmark
-#: source. Measured by benchmarks/measure_utkface_alignment.py (--count 300 --seed 0):
-#: dlib68 found 290 of the 300 faces, MTCNN 298.
+#: source. Measured by benchmarks/measure_utkface_alignment.py (--count 300 --seed 0) with
+#: predict's own detectors: dlib68 (HOG) found 297 of the 300 faces, MTCNN 298, RetinaFace 300.
 UTKFACE_GEOMETRY: dict[str, dict[str, tuple[float, float]]] = {
     "dlib68": {
-        "eye_left": (0.2942, 0.3004),
-        "eye_right": (0.6879, 0.2999),
-        "mouth": (0.4903, 0.7083),
+        "eye_left": (0.2941, 0.3009),
+        "eye_right": (0.6882, 0.3005),
+        "mouth": (0.4904, 0.7083),
     },
     "mtcnn": {
         "eye_left": (0.2965, 0.2922),
         "eye_right": (0.6856, 0.2929),
         "mouth": (0.4892, 0.6849),
+    },
+    "retinaface": {
+        "eye_left": (0.3007, 0.2864),
+        "eye_right": (0.6948, 0.2860),
+        "mouth": (0.4946, 0.6768),
     },
 }
 
@@ -72,20 +83,27 @@ def alignment_matrix(face: Face, size: int = CROP_SIZE) -> np.ndarray:
     return np.hstack([linear, shift[:, None]])
 
 
-def align_face(image: np.ndarray, face: Face) -> np.ndarray:
+def align_face(image: np.ndarray, face: Face, border: str = DEFAULT_BORDER) -> np.ndarray:
     """Warp a detected face onto UTKFace's geometry as a 200x200 RGB crop.
 
     Faces much larger than the crop are first shrunk with area interpolation (only the region the
-    crop covers), so the bilinear warp does not alias. Pixels outside the photo repeat its edge.
+    crop covers), so the bilinear warp does not alias.
 
     Args:
         image: The photo, RGB uint8 (H, W, 3).
         face: The detected face (see ``alignment_matrix``).
+        border: How pixels outside the photo are filled: ``"reflect"`` (mirrored at the edge),
+            ``"replicate"`` (the edge pixel repeated) or ``"constant"`` (black).
 
     Returns:
         uint8 array (200, 200, 3).
     """
     import cv2
+
+    modes = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE,
+             "constant": cv2.BORDER_CONSTANT}
+    if border not in modes:
+        raise InputError(f"Unknown border '{border}'. Choose one of: {', '.join(BORDER_MODES)}.")
 
     matrix = alignment_matrix(face, CROP_SIZE)
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
@@ -112,7 +130,7 @@ def align_face(image: np.ndarray, face: Face) -> np.ndarray:
         adjusted[:, 2] = matrix @ np.array([x0, y0, 1.0])
         matrix = adjusted
     return cv2.warpAffine(np.ascontiguousarray(source), matrix, (CROP_SIZE, CROP_SIZE),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                          flags=cv2.INTER_LINEAR, borderMode=modes[border])
 
 
 def square_crop(image: np.ndarray) -> np.ndarray:

@@ -17,7 +17,12 @@ from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
 from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
 from maskmtl_cli.inference import ENGINES
 from maskmtl_cli.prediction.alignment import align_face, square_crop, to_model_input
-from maskmtl_cli.prediction.detection import Face, check_detector_name, get_detector
+from maskmtl_cli.prediction.detection import (
+    DEFAULT_DETECTOR,
+    Face,
+    check_detector_name,
+    get_detector,
+)
 from maskmtl_cli.prediction.inputs import (
     InputImage,
     check_output_dirs,
@@ -30,8 +35,12 @@ from maskmtl_cli.prediction.inputs import (
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-#: The pretrained model shipped inside the package (arrives with the reproduction issue).
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "maskmtl_default.keras"
+#: The pretrained model shipped inside the package: ``maskmtl_default.onnx`` runs it, the
+#: ``.keras`` file beside it serves ``--engine keras`` and ``--cam``.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "maskmtl_default.onnx"
+#: A photo without a face that is about square and at most this many pixels on its longer side
+#: looks like an aligned face crop: the message then suggests ``--aligned``.
+_CROP_LIKE_SIDE = 512
 FACE_MODES = ("all", "largest")
 #: With --annotate, photos are kept in memory until their faces are predicted; flush this often.
 _MAX_PENDING_PHOTOS = 16
@@ -43,7 +52,7 @@ class PredictConfig:
 
     inputs: tuple[Path, ...]
     model: Path | None = None
-    detector: str = "mtcnn"
+    detector: str = DEFAULT_DETECTOR
     aligned: bool = False
     faces: str = "all"
     min_face: int = 20
@@ -52,7 +61,7 @@ class PredictConfig:
     batch_size: int = 256
     annotate_dir: Path | None = None
     cam_dir: Path | None = None
-    engine: str = "auto"
+    engine: str = "onnx"
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class FaceRecord:
             ``p_female`` the model's raw probability of female.
         ethnicity: The most likely of UTKFace's five classes (its "race" label), with its
             probability and all five in ``ethnicity_probabilities``.
+        detector: The detector that found the face (``"aligned"`` for ``--aligned`` crops).
     """
 
     file: str
@@ -82,6 +92,7 @@ class FaceRecord:
     ethnicity: str | None = None
     ethnicity_probability: float | None = None
     ethnicity_probabilities: dict[str, float] | None = None
+    detector: str = "aligned"
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (box as [x, y, w, h]; probabilities rounded to 4 decimals)."""
@@ -92,6 +103,7 @@ class FaceRecord:
             "file": self.file,
             "face": self.face,
             "box": list(self.box),
+            "detector": self.detector,
             "detector_score": rounded(self.detector_score),
             "age": rounded(self.age, 2),
             "gender": self.gender,
@@ -114,20 +126,27 @@ class PredictResult:
     images: int = 0
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     no_face: list[str] = field(default_factory=list)
+    crop_like: list[str] = field(default_factory=list)  # no face, but shaped like a face crop
     annotated: list[Path] = field(default_factory=list)
     cams: list[Path] = field(default_factory=list)
     annotate_dir: Path | None = None
     cam_dir: Path | None = None
 
 def default_model_path() -> Path:
-    """The bundled pretrained model; ModelError saying what to pass while it is not shipped."""
+    """The bundled pretrained model; ModelError saying what to pass when it is missing."""
     if not DEFAULT_MODEL.is_file():
         raise ModelError(
-            f"No --model given and no pretrained model is bundled yet (expected "
-            f"{DEFAULT_MODEL}). Pass --model runs/NAME (a run folder from `maskmtl train`) or "
-            "--model path/to/model.keras."
+            f"No --model given and the pretrained model is missing from this installation "
+            f"(expected {DEFAULT_MODEL}). Reinstall maskmtl, or pass --model runs/NAME (a run "
+            "folder from `maskmtl train`) or --model path/to/model.onnx."
         )
     return DEFAULT_MODEL
+
+
+def looks_like_face_crop(image: np.ndarray) -> bool:
+    """About square and small: the shape of an aligned face crop such as UTKFace's 200x200."""
+    height, width = image.shape[:2]
+    return max(height, width) <= _CROP_LIKE_SIDE and 0.75 <= width / max(height, 1) <= 1.34
 
 def select_faces(faces: list[Face], mode: str) -> list[Face]:
     """Faces sorted left to right (``"all"``) or only the one with the largest box."""
@@ -139,7 +158,7 @@ def select_faces(faces: list[Face], mode: str) -> list[Face]:
 
 
 def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
-               min_face: int = 20, engine: str = "numpy") -> list[tuple[Face, np.ndarray]]:
+               min_face: int = 20) -> list[tuple[Face, np.ndarray]]:
     """Detect and align the faces of one photo.
 
     Args:
@@ -148,7 +167,6 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
             (``--aligned``: its centred square is the face).
         faces: ``"all"`` or ``"largest"``.
         min_face: Smallest face to find, in pixels.
-        engine: MTCNN's engine (see ``get_detector``).
 
     Returns:
         ``(face, crop)`` pairs; each crop is a square RGB uint8 face (200x200 when detected).
@@ -159,12 +177,12 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
         side = crop.shape[0]
         box = ((width - side) // 2, (height - side) // 2, side, side)
         return [(Face(box, None, {}, "none"), crop)]
-    found = select_faces(get_detector(detector, engine).detect(image, min_face), faces)
+    found = select_faces(get_detector(detector).detect(image, min_face), faces)
     return [(face, align_face(image, face)) for face in found]
 
 
 def make_records(file: str, faces: list[Face], outputs: dict[str, np.ndarray],
-                 offset: int = 0) -> list[FaceRecord]:
+                 offset: int = 0, detector: str = "aligned") -> list[FaceRecord]:
     """Turn model outputs (rows ``offset`` onwards) into one record per face."""
     records = []
     for index, face in enumerate(faces):
@@ -183,27 +201,27 @@ def make_records(file: str, faces: list[Face], outputs: dict[str, np.ndarray],
             values.update(ethnicity=RACE_NAMES[best], ethnicity_probability=probabilities[best],
                           ethnicity_probabilities=dict(zip(RACE_NAMES, probabilities)))
         records.append(FaceRecord(file=file, face=index, box=tuple(int(v) for v in face.box),
-                                  detector_score=face.score, **values))
+                                  detector=detector, detector_score=face.score, **values))
     return records
 
 
 def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
-                  detector: str = "mtcnn", *, aligned: bool = False, faces: str = "all",
-                  min_face: int = 20, flip: bool = False, file: str = "",
-                  engine: str = "auto") -> list[FaceRecord]:
+                  detector: str = DEFAULT_DETECTOR, *, aligned: bool = False,
+                  faces: str = "all", min_face: int = 20, flip: bool = False, file: str = "",
+                  engine: str = "onnx") -> list[FaceRecord]:
     """Predict age, gender and ethnicity for every face in one in-memory photo.
 
     Args:
         image: RGB uint8 array (H, W, 3), already upright (see ``read_image``).
-        model: A loaded maskmtl model, or a run folder / ``.keras`` file to load.
-        detector: ``"mtcnn"``, ``"hog"`` or ``"cnn"``; ignored when ``aligned``.
+        model: A loaded maskmtl model, or a run folder / ``.keras`` / ``.onnx`` file to load.
+        detector: A name from ``DETECTORS`` (``"retinaface"`` by default); ignored when
+            ``aligned``.
         aligned: The photo is already a UTKFace-style aligned face crop: skip detection.
         faces: ``"all"`` or ``"largest"``.
         min_face: Smallest face to find, in pixels.
         flip: Average with the prediction on the mirrored face.
         file: Name to put in the records.
-        engine: ``"auto"``/``"numpy"``: load ``model`` and run MTCNN with numpy (no
-            TensorFlow import); ``"keras"``: Keras and the ``mtcnn`` package's TensorFlow code.
+        engine: How a ``model`` given as a path is run: ``"onnx"`` (ONNX Runtime) or ``"keras"``.
 
     Returns:
         One ``FaceRecord`` per face (empty when none is found).
@@ -220,13 +238,13 @@ def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
     if not hasattr(model, "predict_on_batch"):
         model = load_model(model, engine)
     size, color_mode = input_spec(model)
-    pairs = face_crops(image, None if aligned else detector, faces, min_face,
-                       detector_engine(engine))
+    pairs = face_crops(image, None if aligned else detector, faces, min_face)
     if not pairs:
         return []
     inputs = np.stack([to_model_input(crop, size, color_mode) for _, crop in pairs])
     outputs = predict_arrays(model, inputs, batch_size=max(1, len(inputs)), flip=flip)
-    return make_records(file, [face for face, _ in pairs], outputs)
+    return make_records(file, [face for face, _ in pairs], outputs,
+                        detector="aligned" if aligned else detector)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -250,11 +268,6 @@ class _Pending:
     inputs: list[np.ndarray]
 
 
-def detector_engine(engine: str) -> str:
-    """MTCNN's engine for a model engine: TensorFlow only when Keras was asked for."""
-    return "keras" if engine == "keras" else "numpy"
-
-
 def validate_config(config: PredictConfig) -> None:
     """InputError for option values the CLI's parser would also reject."""
     if not config.aligned:
@@ -269,9 +282,6 @@ def validate_config(config: PredictConfig) -> None:
     if config.engine not in ENGINES:
         raise InputError(f"Unknown --engine '{config.engine}'. Choose one of: "
                          f"{', '.join(ENGINES)}.")
-    if config.cam_dir is not None and config.engine == "numpy":
-        raise InputError("--cam needs gradients, which the numpy engine does not compute. Use "
-                         "--engine auto (the default) or --engine keras with --cam.")
 
 
 def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | None = None,
@@ -301,13 +311,12 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
     check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir, images)
     model_path = Path(config.model) if config.model is not None else default_model_path()
     if model is None:
-        # Grad-CAM needs Keras' gradients; everything else runs on numpy unless told otherwise.
+        # Grad-CAM needs Keras' gradients; everything else runs on ONNX Runtime by default.
         model = load_model(model_path, "keras" if config.cam_dir is not None else config.engine)
     size, color_mode = input_spec(model)
     detector = None if config.aligned else config.detector
-    engine = detector_engine(config.engine)
     if detector is not None:
-        get_detector(detector, engine)  # Build it now so a failure is reported before any work.
+        get_detector(detector)  # Build it now so a failure is reported before any work.
     cam = None
     if config.cam_dir is not None:
         from maskmtl_cli.prediction.gradcam import GradCam
@@ -328,7 +337,8 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
                 heatmaps = _cam_batches(cam, inputs, config.batch_size)
         offset = 0
         for item in pending:
-            records = make_records(str(item.image.path), item.faces, outputs, offset)
+            records = make_records(str(item.image.path), item.faces, outputs, offset,
+                                   result.detector)
             result.records.extend(records)
             if config.annotate_dir is not None:
                 from maskmtl_cli.prediction.render import annotate, save_image
@@ -359,10 +369,12 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
             if ready is not None:
                 pairs, model_inputs = [(Face(ready[1], None, {}, "none"), None)], [ready[0]]
             else:
-                pairs = face_crops(photo, detector, config.faces, config.min_face, engine)
+                pairs = face_crops(photo, detector, config.faces, config.min_face)
                 model_inputs = [to_model_input(crop, size, color_mode) for _, crop in pairs]
             if not pairs:
                 result.no_face.append(str(image.path))
+                if photo is not None and looks_like_face_crop(photo):
+                    result.crop_like.append(str(image.path))
             if pairs or config.annotate_dir is not None:
                 pending.append(_Pending(
                     image, photo if config.annotate_dir is not None else None,
@@ -411,7 +423,7 @@ def check_strict(result: PredictResult, config: PredictConfig) -> None:
         shown = ", ".join(result.no_face[:5]) + (" ..." if len(result.no_face) > 5 else "")
         raise NoFaceError(
             f"No face found in {len(result.no_face)} of {result.images} images ({shown}) and "
-            "--strict is set. Try --detector cnn, a smaller --min-face, or --aligned for "
+            "--strict is set. Try a smaller --min-face, another --detector, or --aligned for "
             "face crops.")
 
 

@@ -247,10 +247,15 @@ def print_result(result: "PredictResult", output_format: str = "table") -> None:
     if len(result.no_face) > len(shown):
         err_console.print(f"[yellow]No face found[/] in {len(result.no_face) - len(shown)} more "
                           "images.", highlight=False, soft_wrap=True)
+    if result.crop_like:
+        err_console.print(
+            f"  {len(result.crop_like)} of them look like aligned face crops (small and about "
+            "square): if they are, pass --aligned to predict on the whole image.",
+            highlight=False, soft_wrap=True)
     if result.no_face:
         err_console.print(
-            "  Faces smaller than --min-face are ignored; try --detector cnn or a smaller "
-            "--min-face, or --aligned if the images are face crops.", highlight=False,
+            "  Faces smaller than --min-face are ignored; try a smaller --min-face or another "
+            "--detector, or --aligned if the images are face crops.", highlight=False,
             soft_wrap=True)
     if output_format == "json":
         typer.echo(records_to_json(result.records))

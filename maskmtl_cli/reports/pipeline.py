@@ -129,7 +129,7 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
     log(f"Manifest {manifest}: {len(rows)} rows in split {config.split}.")
 
     log(f"Loading model {model_path}")
-    model = inference.load_model(model_path)
+    model = inference.load_model(model_path, config.engine)
     size, color_mode = inference.input_spec(model)
     tasks = inference.model_tasks(model)
     labelled = _labelled_tasks(rows)
@@ -174,7 +174,7 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
         "split": config.split, "rows_in_split": len(rows),
         "failures": [{"path": path, "reason": why} for path, why in arrays.failures],
         "input_size": size, "color_mode": color_mode, "model_tasks": tasks,
-        "flip": config.flip, "timing_s": {k: round(v, 3) for k, v in timing.items()},
+        "flip": config.flip, "engine": config.engine, "timing_s": {k: round(v, 3) for k, v in timing.items()},
         "train_config": train_config, "config": config.to_dict(),
     }
     metrics = {"meta": meta, **result.to_dict()}

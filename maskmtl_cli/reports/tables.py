@@ -133,7 +133,22 @@ def age_band_table(metrics: dict[str, Any]) -> TableSpec:
                  for band in age["bands"])
     title = (f"Age: MAE {fmt(age['mae'], 2)}, RMSE {fmt(age['rmse'], 2)}, "
              f"CS({age['cs_threshold']:g}) {fmt(age['cs'])}, bias {fmt(age['bias'], 2)} years")
-    return TableSpec(title, ("True age", "Faces", "MAE", "Bias (pred. - true)"), rows)
+    return TableSpec(title, ("True age", "Faces", "MAE", "Bias (pred. - true)"), rows,
+                     collapse_note(age.get("collapse")))
+
+
+def collapse_note(collapse: dict[str, Any] | None) -> str:
+    """The share of faces that get the most common predicted age, with a warning above 2%."""
+    from maskmtl_cli.evaluation import COLLAPSE_WARNING_SHARE, is_collapsed
+
+    if not collapse or collapse.get("value") is None:
+        return "Every face gets its own predicted age (no value is shared)."
+    note = (f"Most common predicted age: {collapse['value']:.2f} years, for "
+            f"{collapse['share']:.1%} of the faces.")
+    if is_collapsed(collapse):
+        note += (f" WARNING: above {COLLAPSE_WARNING_SHARE:.0%}, the age head has collapsed "
+                 "for these faces (it outputs a constant); retrain, e.g. with --age-loss ldl.")
+    return note
 
 
 def fairness_tables(metrics: dict[str, Any]) -> list[TableSpec]:

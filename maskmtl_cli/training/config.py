@@ -16,15 +16,24 @@ from maskmtl_cli.errors import InputError
 
 ARCHITECTURES = ("hierarchical", "hard", "soft")
 TASKS = ("age", "gender", "race")
-PRESET_NAMES = ("compact", "wide", "notebook", "tiny")
+PRESET_NAMES = ("compact", "wide", "notebook", "compact-gap", "wide-gap", "deep", "tiny")
 COLOR_MODES = ("gray", "rgb")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
 BACKENDS = ("tensorflow", "jax", "torch")
+#: How the age head models age (``models.age_layers``): L1 in years on a standardised output,
+#: L1 on log-age, or label-distribution learning over 0-116 years.
+AGE_LOSSES = ("l1", "log-l1", "ldl")
+#: Class balancing of the ethnicity loss: none, or logit adjustment by the training prior
+#: (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021).
+RACE_BALANCES = ("none", "logit-adjust")
 #: Default strength of the soft-sharing L2 penalty (``--arch soft``).
 DEFAULT_SOFT_L2 = 1e-3
 #: Default task weights: age L1 is in years (a typical MAE of 5-8) while the two
 #: cross-entropies are below 1, so age gets 0.1 to keep the three terms comparable.
 DEFAULT_LOSS_WEIGHTS = {"age": 0.1, "gender": 1.0, "race": 1.0}
+#: The default age weight of each age loss: log-age L1 and the label-distribution loss are
+#: already on the scale of the two cross-entropies.
+DEFAULT_AGE_WEIGHT = {"l1": 0.1, "log-l1": 1.0, "ldl": 1.0}
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,14 @@ class TrainConfig:
             epochs without a better validation loss).
         early_stopping: Stop after this many epochs without a better validation loss (0: off).
         augment: Random flip, shift and brightness while training.
-        loss_weights: Fixed weight of each task loss.
+        age_loss: "l1" (L1 in years, standardised output), "log-l1" (L1 on log-age) or "ldl"
+            (label-distribution learning: KL to a Gaussian around the true age plus L1 on the
+            expected age).
+        age_sigma: Standard deviation in years of the Gaussian label distribution ("ldl").
+        race_balance: "none" or "logit-adjust" (the ethnicity loss adds the log training prior
+            to the logits, so rare classes such as "Others" are not drowned out).
+        weight_decay: Decoupled weight decay (AdamW) per step; 0 is plain Adam.
+        loss_weights: Fixed weight of each task loss (the age default depends on age_loss).
         uncertainty_weighting: Learn the task weights instead (Kendall et al., CVPR 2018).
         soft_l2: Strength of the L2 penalty tying the per-task encoders (``arch="soft"`` only;
             None means ``DEFAULT_SOFT_L2`` for soft and 0 otherwise).
@@ -78,7 +94,11 @@ class TrainConfig:
     lr_schedule: str = "constant"
     early_stopping: int = 0
     augment: bool = False
-    loss_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
+    age_loss: str = "l1"
+    age_sigma: float = 2.5
+    race_balance: str = "none"
+    weight_decay: float = 0.0
+    loss_weights: dict[str, float] = field(default_factory=dict)
     uncertainty_weighting: bool = False
     soft_l2: float | None = None
     drop_missing: bool = False
@@ -97,11 +117,13 @@ class TrainConfig:
         _check_choice("preset", self.preset, PRESET_NAMES)
         _check_choice("color", self.color_mode, COLOR_MODES)
         _check_choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
+        _check_choice("age-loss", self.age_loss, AGE_LOSSES)
+        _check_choice("race-balance", self.race_balance, RACE_BALANCES)
         if self.backend is not None:
             _check_choice("backend", self.backend, BACKENDS)
         tasks = parse_tasks(self.tasks)
         object.__setattr__(self, "tasks", tasks)
-        weights = dict(DEFAULT_LOSS_WEIGHTS)
+        weights = {**DEFAULT_LOSS_WEIGHTS, "age": DEFAULT_AGE_WEIGHT[self.age_loss]}
         weights.update(parse_loss_weights(self.loss_weights))
         object.__setattr__(self, "loss_weights", {task: weights[task] for task in TASKS})
         for option, value, smallest in (
@@ -116,6 +138,11 @@ class TrainConfig:
                 )
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"--lr must be a positive number; got {self.lr}.")
+        if not (math.isfinite(self.age_sigma) and self.age_sigma > 0):
+            raise InputError(f"--age-sigma must be a positive number of years; got "
+                             f"{self.age_sigma}.")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise InputError(f"--weight-decay must be 0 or more; got {self.weight_decay}.")
         if self.early_stopping < 0:
             raise InputError(
                 f"--early-stopping must be 0 (off) or more epochs; got {self.early_stopping}."

@@ -29,6 +29,9 @@ class TrainingData:
     val_targets: dict[str, np.ndarray]
     age_mean: float
     age_std: float
+    age_log_mean: float = 3.3
+    age_log_std: float = 0.8
+    race_prior: tuple[float, ...] = (0.2,) * 5  # class shares of the training labels
     dropped: dict[str, int] = field(default_factory=dict)  # split -> rows without a label
     failures: list[tuple[str, str]] = field(default_factory=list)  # unreadable images
 
@@ -129,9 +132,17 @@ def load_training_data(cfg) -> TrainingData:
             targets["race"] = labels["race"][keep].astype("int32")
         parts[split] = (arrays.images[keep], targets)
     age_mean, age_std = _DEFAULT_AGE_MEAN, _DEFAULT_AGE_STD
+    log_mean, log_std = float(np.log1p(age_mean)), 0.8
     if "age" in cfg.tasks:
         ages = parts["train"][1]["age"]
         age_mean, age_std = float(ages.mean()), max(float(ages.std()), 1.0)
+        log_ages = np.log1p(np.maximum(ages, 0.0))
+        log_mean, log_std = float(log_ages.mean()), max(float(log_ages.std()), 0.05)
+    race_prior = (0.2,) * 5
+    if "race" in cfg.tasks:
+        # Every class gets at least one count, so its log prior stays finite.
+        counts = np.bincount(parts["train"][1]["race"], minlength=5)[:5] + 1.0
+        race_prior = tuple(float(share) for share in counts / counts.sum())
     return TrainingData(
         train_images=parts["train"][0],
         train_targets=parts["train"][1],
@@ -139,6 +150,9 @@ def load_training_data(cfg) -> TrainingData:
         val_targets=parts["val"][1],
         age_mean=age_mean,
         age_std=age_std,
+        age_log_mean=log_mean,
+        age_log_std=log_std,
+        race_prior=race_prior,
         dropped={split: count for split, count in dropped.items() if count},
         failures=[item for item in arrays.failures
                   if split_of_path.get(item[0]) in ("train", "val")],

@@ -126,12 +126,13 @@ def train(
     cfg.save(run_dir / run_folder.CONFIG_FILE)  # for a resumed run: records a raised --epochs
     initial_epoch = state["epochs_done"]
     state["stopped_early"] = False
-    export = _best_model_exporter(policy)
+    from maskmtl_cli.models.export import inference_network
+
     recorder = RunRecorder(
         run_dir,
         state,
         save_best=lambda model: run_folder.save_keras_atomic(
-            export(model.network), run_dir / run_folder.BEST_FILE
+            inference_network(model.network), run_dir / run_folder.BEST_FILE
         ),
         train_size=train_size,
         batch_size=cfg.batch_size,
@@ -173,6 +174,9 @@ def train(
         state["wall_seconds"] = state.get("wall_seconds", 0.0) + time.perf_counter() - started
         if (run_dir / run_folder.STATE_FILE).is_file() or state["epochs_done"]:
             run_folder.write_json(run_dir / run_folder.STATE_FILE, state)
+    if state.get("best_epoch"):
+        state["onnx_parity"] = _export_best(run_dir)
+        state["val_collapse"] = _collapse_warnings(run_dir, data, cfg.batch_size, log)
     summary = _summary(cfg, run_dir, state, trainer, data, backend, policy, jit,
                        count_parameters(trainer.network), recorder.nan_epoch)
     run_folder.write_json(run_dir / run_folder.SUMMARY_FILE, summary)
@@ -189,6 +193,36 @@ def train(
             "try --fixed-weights and smaller --loss-weights."
         )
     return TrainResult(run_dir=run_dir, summary=summary)
+
+
+def _export_best(run_dir: Path) -> dict[str, float]:
+    """Write ``best.onnx`` from ``best.keras``; the largest ONNX-Keras difference per output."""
+    from maskmtl_cli.models.export import export_keras_file
+
+    return export_keras_file(run_dir / run_folder.BEST_FILE, run_dir / run_folder.BEST_ONNX_FILE)
+
+
+def _collapse_warnings(run_dir: Path, data, batch_size: int,
+                       log: Callable[[str], None]) -> dict[str, dict]:
+    """Warn when one predicted value covers too many validation faces (a collapsed head).
+
+    Returns the most common value and its share per task, for ``summary.json``.
+    """
+    from maskmtl_cli.evaluation import collapse_summary, is_collapsed
+    from maskmtl_cli.inference import load_model, predict_arrays
+
+    model = load_model(run_dir, "onnx")
+    predictions = predict_arrays(model, data.val_images, batch_size=max(256, batch_size))
+    found = {}
+    for task, values in predictions.items():
+        summary = collapse_summary(task, values)
+        found[task] = summary
+        if is_collapsed(summary):
+            fix = "--age-loss ldl or a larger age weight in --loss-weights" if task == "age" \
+                else f"a smaller --lr or another {task} weight in --loss-weights"
+            log(f"The {task} head collapsed: {summary['share']:.1%} of the validation faces get "
+                f"the same prediction ({summary['value']}). Try {fix}.")
+    return found
 
 
 def _learning_rate(cfg: TrainConfig, steps_per_epoch: int):
@@ -208,6 +242,7 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
 
     from maskmtl_cli.models import MultiTaskTrainer, build_network
 
+    log_space = cfg.age_loss == "log-l1"
     network = build_network(
         arch=cfg.arch,
         tasks=cfg.tasks,
@@ -215,21 +250,31 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
         image_size=cfg.image_size,
         color_mode=cfg.color_mode,
         nonlocal_block=cfg.nonlocal_block,
-        augment=cfg.augment,
-        age_mean=data.age_mean,
-        age_std=data.age_std,
-        seed=cfg.seed,
+        age_loss=cfg.age_loss,
+        age_mean=data.age_log_mean if log_space else data.age_mean,
+        age_std=data.age_log_std if log_space else data.age_std,
     )
+    race_log_prior = None
+    if cfg.race_balance == "logit-adjust" and "race" in cfg.tasks:
+        race_log_prior = [math.log(share) for share in data.race_prior]
     trainer = MultiTaskTrainer(
         network,
         cfg.tasks,
         loss_weights=cfg.task_loss_weights(),
         uncertainty_weighting=cfg.uncertainty_weighting,
         soft_l2=cfg.soft_l2_strength,
+        age_loss=cfg.age_loss,
+        age_sigma=cfg.age_sigma,
+        race_log_prior=race_log_prior,
+        augment=cfg.augment,
+        seed=cfg.seed,
         name="trainer",
     )
+    learning_rate = _learning_rate(cfg, steps_per_epoch)
+    optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=cfg.weight_decay)
+                 if cfg.weight_decay > 0 else keras.optimizers.Adam(learning_rate))
     trainer.compile(
-        optimizer=keras.optimizers.Adam(_learning_rate(cfg, steps_per_epoch)),
+        optimizer=optimizer,
         jit_compile=jit and not cfg.run_eagerly,
         steps_per_execution=cfg.steps_per_execution,
         run_eagerly=cfg.run_eagerly,
@@ -256,28 +301,6 @@ def _resume_trainer(run_dir: Path, cfg: TrainConfig, steps_per_epoch: int, jit: 
     return trainer
 
 
-def _best_model_exporter(policy: str) -> Callable:
-    """Function network -> model to save as best.keras: float32 even after mixed precision.
-
-    A float32 copy loads and runs on every device, including CPUs without bfloat16 kernels.
-    """
-    if policy == "float32":
-        return lambda network: network
-    import keras
-
-    def to_float32(network):
-        def clone_layer(layer):
-            config = layer.get_config()
-            config["dtype"] = "float32"
-            return layer.__class__.from_config(config)
-
-        copy = keras.models.clone_model(network, clone_function=clone_layer)
-        copy.set_weights(network.get_weights())
-        return copy
-
-    return to_float32
-
-
 def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameters, nan_epoch):
     """The JSON-ready summary of a run (see docs/train.md for the fields)."""
     timed = state.get("timed_seconds", 0.0)
@@ -299,6 +322,8 @@ def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameter
         "best_val_metrics": state.get("best_metrics", {}),
         "last_metrics": state.get("last_metrics", {}),
         "task_weights": trainer.task_weights(),
+        "val_collapse": state.get("val_collapse", {}),
+        "onnx_parity": state.get("onnx_parity", {}),
         "train_images": len(data.train_images),
         "val_images": len(data.val_images),
         "dropped_unlabelled": data.dropped,

@@ -1,7 +1,8 @@
 """Run folders: ``runs/train``, ``runs/train2``, ... and the files inside them.
 
 A run folder holds ``config.json`` (the resolved ``TrainConfig``), ``best.keras`` (the network at
-its best validation loss), ``last.keras`` (network, loss weights and optimizer state after the
+its best validation loss) and ``best.onnx`` (the same network for ONNX Runtime, written when
+training ends), ``last.keras`` (network, loss weights and optimizer state after the
 latest epoch; what ``--resume`` reloads), ``state.json`` (epoch counter and best-so-far),
 ``history.csv``, ``curves.png`` and ``summary.json``.
 """
@@ -17,6 +18,7 @@ from maskmtl_cli.errors import InputError, ModelError
 
 CONFIG_FILE = "config.json"
 BEST_FILE = "best.keras"
+BEST_ONNX_FILE = "best.onnx"
 LAST_FILE = "last.keras"
 STATE_FILE = "state.json"
 HISTORY_FILE = "history.csv"

@@ -1,0 +1,218 @@
+"""Face detection on masked faces pasted into photos: RetinaFace against MTCNN, same canvases.
+
+Every image of a `maskmtl mask` output folder of UTKFace's 200x200 crops (``--masked``, e.g.
+``maskmtl mask utkface200_part1 masked200 --seed 0``) is pasted at a random position and size
+(face 40-200 px) into a 640x480 canvas made of another crop, blurred and enlarged; a third of
+them are rotated by up to +-20 degrees first. Canvases are made on the fly from ``--seed`` (the
+same canvases for every detector) and never written.
+
+A face counts as found when a detection's centre lies inside the true face box and its width
+is 0.5-2x the true face width; other detections are false positives. RetinaFace runs at a low
+threshold once, so the table covers every threshold; MTCNN runs at its own defaults. Then, with
+``--model``, the faces RetinaFace found are aligned with each border mode (``alignment.py``)
+and scored against their UTKFace labels, on the faces whose aligned crop reaches past the
+canvas edge (where the mode matters) and on all of them.
+
+Usage (repository root; a full run of 9,780 canvases takes about half an hour for MTCNN):
+
+    TF_CPP_MIN_LOG_LEVEL=3 python benchmarks/bench_detection.py --masked ../data/masked200 \\
+        [--step N] [--detectors retinaface,mtcnn] [--model maskmtl_cli/assets/models/...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CANVAS = (640, 480)
+FACE_RANGE = (40, 200)
+#: The face of an aligned UTKFace crop, as fractions of the crop (the box `mask --aligned` uses).
+FACE_IN_CROP = (0.075, 0.075, 0.97, 0.97)
+THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
+@dataclass
+class Canvas:
+    """One canvas: the image, the true face box (x0, y0, x1, y1), labels and how it was made."""
+
+    image: np.ndarray
+    box: tuple[float, float, float, float]
+    name: str
+    rotated: bool
+    face_size: float
+
+
+def make_canvas(files: list[Path], index: int, seed: int) -> Canvas:
+    """Canvas ``index``: face ``files[index]`` on a background made of another file."""
+    import cv2
+
+    rng = np.random.default_rng([seed, index])
+    face = cv2.cvtColor(cv2.imread(str(files[index])), cv2.COLOR_BGR2RGB)
+    other = files[(index + 1 + int(rng.integers(len(files) - 1))) % len(files)]
+    background = cv2.cvtColor(cv2.imread(str(other)), cv2.COLOR_BGR2RGB)
+    background = cv2.resize(background, CANVAS, interpolation=cv2.INTER_LINEAR)
+    background = cv2.GaussianBlur(background, (0, 0), 12)
+    face_size = float(rng.uniform(*FACE_RANGE))
+    side = max(8, round(face_size / (FACE_IN_CROP[2] - FACE_IN_CROP[0])))
+    crop = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+    alpha = np.full((side, side), 255, np.uint8)
+    rotated = index % 3 == 0
+    if rotated:
+        angle = float(rng.uniform(-20, 20))
+        matrix = cv2.getRotationMatrix2D((side / 2, side / 2), angle, 1.0)
+        crop = cv2.warpAffine(crop, matrix, (side, side), borderMode=cv2.BORDER_REFLECT_101)
+        alpha = cv2.warpAffine(alpha, matrix, (side, side))
+    width, height = CANVAS
+    x = int(rng.integers(0, width - side + 1))
+    y = int(rng.integers(0, height - side + 1))
+    weight = (alpha.astype(np.float32) / 255)[:, :, None]
+    region = background[y:y + side, x:x + side].astype(np.float32)
+    background[y:y + side, x:x + side] = (weight * crop + (1 - weight) * region).astype(np.uint8)
+    left, top, right, bottom = (v * side for v in FACE_IN_CROP)
+    return Canvas(background, (x + left, y + top, x + right, y + bottom), files[index].name,
+                  rotated, face_size)
+
+
+def match(box: tuple[float, ...], detections: list) -> tuple[object | None, int]:
+    """The detection that finds the true face (best score first) and the false positives."""
+    x0, y0, x1, y1 = box
+    width = x1 - x0
+    hit, false = None, 0
+    for face in sorted(detections, key=lambda f: -(f.score or 0)):
+        fx, fy, fw, fh = face.box
+        centre_x, centre_y = fx + fw / 2, fy + fh / 2
+        if hit is None and x0 <= centre_x <= x1 and y0 <= centre_y <= y1 and \
+                0.5 * width <= fw <= 2 * width:
+            hit = face
+        else:
+            false += 1
+    return hit, false
+
+
+def run_detector(name: str, canvases, threshold: float | None = None) -> dict:
+    """Detections per canvas for one detector, with the time spent detecting."""
+    from maskmtl_cli.prediction.detection import get_detector
+
+    detector = get_detector(name, threshold) if name == "retinaface" else get_detector(name)
+    found, seconds = [], 0.0
+    for canvas in canvases:
+        start = time.perf_counter()
+        faces = detector.detect(canvas.image, 20)
+        seconds += time.perf_counter() - start
+        found.append(faces)
+    return {"faces": found, "seconds": seconds}
+
+
+def report(name: str, canvases, detections, threshold: float | None = None) -> None:
+    """Recall overall, for rotated faces and per face-size band; false positives per canvas."""
+    hits, false = [], 0
+    for canvas, faces in zip(canvases, detections):
+        kept = [f for f in faces if threshold is None or f.score >= threshold]
+        hit, wrong = match(canvas.box, kept)
+        hits.append(hit is not None)
+        false += wrong
+    hits = np.array(hits)
+    rotated = np.array([c.rotated for c in canvases])
+    sizes = np.array([c.face_size for c in canvases])
+    bands = [(40, 80), (80, 120), (120, 160), (160, 201)]
+    by_size = ", ".join(f"{lo}-{hi - 1 if hi == 201 else hi} px {hits[(sizes >= lo) & (sizes < hi)].mean():.1%}"
+                        for lo, hi in bands)
+    label = name if threshold is None else f"{name} >= {threshold:g}"
+    print(f"  {label:<20} found {hits.mean():.2%} ({hits.sum()}/{len(hits)}), upright "
+          f"{hits[~rotated].mean():.2%}, rotated {hits[rotated].mean():.2%}; "
+          f"false detections {false / len(canvases):.3f} per canvas; by face size: {by_size}")
+
+
+def score_borders(model_path: Path, canvases, detections, labels) -> None:
+    """Model metrics on RetinaFace's aligned faces with each border mode."""
+    from maskmtl_cli.inference import input_spec, load_model, predict_arrays
+    from maskmtl_cli.prediction.alignment import BORDER_MODES, align_face, alignment_matrix
+    from maskmtl_cli.prediction.alignment import to_model_input
+
+    model = load_model(model_path)
+    size, colour = input_spec(model)
+    rows, past_edge = [], []
+    for canvas, faces in zip(canvases, detections):
+        hit, _ = match(canvas.box, faces)
+        if hit is None or canvas.name not in labels:
+            continue
+        matrix = alignment_matrix(hit, 200)
+        inverse = np.vstack([matrix, [0, 0, 1]])
+        corners = np.linalg.inv(inverse) @ np.array([[0, 200, 0, 200], [0, 0, 200, 200],
+                                                     [1, 1, 1, 1]], float)
+        height, width = canvas.image.shape[:2]
+        past_edge.append(bool((corners[0] < 0).any() or (corners[0] > width).any()
+                              or (corners[1] < 0).any() or (corners[1] > height).any()))
+        rows.append((canvas, hit))
+    past_edge = np.array(past_edge)
+    truth = np.array([labels[canvas.name] for canvas, _ in rows], float)
+    print(f"\nBorder modes: {len(rows)} faces found and labelled, {past_edge.sum()} of them with "
+          f"an aligned crop that reaches past the canvas edge (model {model_path}):")
+    for border in BORDER_MODES:
+        inputs = np.stack([to_model_input(align_face(canvas.image, hit, border), size, colour)
+                           for canvas, hit in rows])
+        outputs = predict_arrays(model, inputs)
+        gender = (outputs["gender"] >= 0.5).astype(int) == truth[:, 1]
+        race = outputs["race"].argmax(axis=1) == truth[:, 2]
+        error = np.abs(outputs["age"] - truth[:, 0])
+        for label, rows_selected in (("past the edge", past_edge), ("all faces", slice(None))):
+            print(f"  {border:<10} {label:<14} gender {gender[rows_selected].mean():.4f}, "
+                  f"ethnicity {race[rows_selected].mean():.4f}, age MAE "
+                  f"{error[rows_selected].mean():.2f}")
+
+
+def read_labels(files: list[Path]) -> dict[str, tuple[int, int, int]]:
+    """UTKFace labels (age, gender, race) from the file names that parse."""
+    from maskmtl_cli.data.labels import parse_utkface_name
+
+    labels = {}
+    for path in files:
+        parsed = parse_utkface_name(path.name)
+        if parsed.status == "ok":
+            labels[path.name] = (int(parsed.age), parsed.gender, parsed.race)
+    return labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--masked", type=Path, required=True,
+                        help="Output folder of `maskmtl mask` on utkface200_part1.")
+    parser.add_argument("--step", type=int, default=1, help="Every N-th masked crop only.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detectors", default="retinaface,mtcnn")
+    parser.add_argument("--model", type=Path, help="Also compare the alignment border modes.")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    files = sorted(p for p in args.masked.iterdir() if p.suffix.lower() == ".jpg")
+    files = files[::args.step]
+    print(f"{len(files)} masked crops from {args.masked}; canvases {CANVAS[0]}x{CANVAS[1]}, "
+          f"faces {FACE_RANGE[0]}-{FACE_RANGE[1]} px, a third rotated by up to 20 degrees, "
+          f"seed {args.seed}; cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+    canvases = [make_canvas(files, index, args.seed) for index in range(len(files))]
+    results = {}
+    for name in [part.strip() for part in args.detectors.split(",") if part.strip()]:
+        low = min(THRESHOLDS) if name == "retinaface" else None
+        results[name] = run_detector(name, canvases, low)
+        per_canvas = 1000 * results[name]["seconds"] / len(canvases)
+        print(f"\n{name}: {per_canvas:.1f} ms per canvas")
+        if name == "retinaface":
+            for threshold in THRESHOLDS:
+                report(name, canvases, results[name]["faces"], threshold)
+        else:
+            report(name, canvases, results[name]["faces"])
+    if args.model and "retinaface" in results:
+        from maskmtl_cli.prediction.detection import RETINAFACE_THRESHOLD
+
+        kept = [[f for f in faces if f.score >= RETINAFACE_THRESHOLD]
+                for faces in results["retinaface"]["faces"]]
+        score_borders(args.model, canvases, kept, read_labels(files))
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
