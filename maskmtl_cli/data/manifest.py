@@ -98,8 +98,6 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
                 None if task not in values.index or pd.isna(values[task]) else values[task]
                 for task in TASKS
             )
-            gender = None if gender is None else int(gender)
-            race = None if race is None else int(race)
         else:
             parsed = parse_utkface_name(path.name)
             if parsed.status == "unparseable":
@@ -113,6 +111,7 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
         if bad_label:
             skipped.append((relative, f"label out of range: {bad_label}"))
             continue
+        gender, race = (None if value is None else int(value) for value in (gender, race))
         rows.append((str(path.resolve()), relative, age, gender, race, digest, note))
 
     table = pd.DataFrame(rows, columns=["path", "filename", "age", "gender", "race", "sha1", "note"])
@@ -204,7 +203,14 @@ def read_manifest(path):
             table[task] = pd.NA
     table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")
     for column in ("gender", "race"):
-        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+        values = pd.to_numeric(table[column], errors="coerce")
+        fractional = values.notna() & (values != values.round())
+        if fractional.any():
+            row = int(fractional.to_numpy().argmax())
+            raise DataError(f"Manifest {path}, row {row + 2}: {column} {values.iloc[row]:g} is "
+                            "not a whole number (class ids are 0, 1, ...). Fix the label, or "
+                            "re-run `maskmtl split`.")
+        table[column] = values.astype("Int64")
     if "split" not in table.columns:
         table["split"] = ""
     table["split"] = table["split"].fillna("").astype(str)
