@@ -20,6 +20,10 @@ class DataError(MaskmtlError):
     """Images, labels or manifests are missing, malformed or inconsistent."""
 
 
+class OutputError(MaskmtlError):
+    """An output cannot be written: no permission, a read-only file system or a full disk."""
+
+
 class ModelError(MaskmtlError):
     """A model file or run folder is missing, corrupt or incompatible."""
 
