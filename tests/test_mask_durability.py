@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from maskmtl_cli.cli import app
 from maskmtl_cli.masking import io as mask_io
-from maskmtl_cli.masking.journal import JOURNAL
+from maskmtl_cli.masking.journal import JOURNAL, JournalWriter, read_journal
 
 from test_mask_cli import draw_face, tree_bytes, write
 
@@ -170,37 +170,13 @@ def test_chmod_read_only_output_and_parent(reference, tmp_path):
         locked.chmod(0o755)
 
 
-@pytest.fixture()
-def tmpfs(tmp_path):
-    """``mount(size)``: a fresh tmpfs of ``size`` bytes; skips where mounting is not allowed."""
-    mounted = []
-
-    def mount(size: int, name: str = "disk") -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True)
-        if done.returncode:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def remount(point: Path, options: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,{options}", str(point)], check=True)
-
-
 def test_read_only_disk_output_parent_and_overwrite(reference, tmpfs):
     source, expected = reference
     disk = tmpfs(8 << 20)
     finished = disk / "out"
     assert cli_mask(source, finished, *OPTIONS, "--limit", "30").exit_code == 0
     before = tree_bytes(finished)
-    remount(disk, "ro")
+    disk.remount("ro")
     resumed = cli_mask(source, finished, *OPTIONS)
     one_line_error(resumed, "read-only file system", "writable disk")
     one_line_error(cli_mask(source, finished, *OPTIONS, "--limit", "30", "--overwrite"),
@@ -208,7 +184,7 @@ def test_read_only_disk_output_parent_and_overwrite(reference, tmpfs):
     one_line_error(cli_mask(source, disk / "new" / "out", *OPTIONS),
                    "Cannot create the output folder", "read-only file system")
     assert tree_bytes(finished) == before  # the finished run is untouched and still usable
-    remount(disk, "rw")
+    disk.remount("rw")
     assert cli_mask(source, finished, *OPTIONS, "--workers", "2").exit_code == 0
     assert_same_run(finished, expected)
 
@@ -221,23 +197,18 @@ def test_full_tmpfs_stops_cleanly_and_resumes_after_space_is_freed(reference, tm
     line = one_line_error(result, "no space left on device", "Free some space", "rerun")
     written = {path.relative_to(out).as_posix() for path in out.rglob("*.jpg")}
     assert written, line
-    recorded = {}
-    for name in ("masks.csv",):
-        if (out / name).is_file():
-            recorded.update({row["source"]: row for row in rows_of(out / name)})
     if JOURNAL in line:  # masks.csv did not fit: the journal holds the rows
-        from maskmtl_cli.masking.journal import read_journal
-
-        recorded.update(read_journal(out / JOURNAL, out))
-    assert written <= {row["output"] for row in recorded.values()}
-    remount(disk, f"size={8 << 20}")
+        recorded = read_journal(out / JOURNAL, out).values()
+    else:
+        recorded = rows_of(out / "masks.csv")
+    assert written <= {row["output"] for row in recorded}
+    disk.remount(f"size={8 << 20}")
     resumed = cli_mask(source, out, *OPTIONS, "--workers", "2")
     assert resumed.exit_code == 0, resumed.output
     assert_same_run(out, expected)
 
 
 def test_journal_rows_cut_short_or_without_output_are_ignored(tmp_path):
-    from maskmtl_cli.masking.journal import JournalWriter, read_journal
     from maskmtl_cli.masking.records import new_record
 
     out = tmp_path / "out"

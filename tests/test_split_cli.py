@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -190,6 +192,34 @@ def test_output_never_replaces_an_input_even_with_overwrite(tmp_path, target):
     assert result.exit_code == 1, result.output
     assert "is an input" in " ".join(result.stderr.split()) and "Traceback" not in result.output
     assert {path: path.read_bytes() for path in before} == before
+
+
+def test_full_disk_gives_one_line_and_leaves_no_temporary_file(tiny_faces, tmp_path,
+                                                               monkeypatch):
+    from maskmtl_cli.data import manifest as manifest_module
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(source))
+
+    monkeypatch.setattr(manifest_module.os, "replace", full)
+    result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(tmp_path / "m.csv")])
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: Cannot write {tmp_path / 'm.csv'}: no space left on device. Free some space or "
+        "choose a location on another disk, then rerun."]
+    assert not list(tmp_path.glob(".manifest-*")) and not (tmp_path / "m.csv").exists()
+
+
+def test_read_only_disk_gives_one_line(tiny_faces, tmpfs):
+    disk = tmpfs(1 << 20)
+    disk.remount("ro")
+    for output in (disk / "m.csv", disk / "new" / "m.csv"):
+        result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(output)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"Error: Cannot write {output}: read-only file system. Choose a location on a "
+            "writable disk, then rerun."]
 
 
 def test_split_folder_errors(tmp_path):

@@ -220,6 +220,15 @@ def test_small_data_is_flagged(tmp_path):
     assert "Only 4 training images:" in messages
 
 
+def test_read_only_project_folder_is_one_line_not_a_traceback(dataset, tmpfs):
+    disk = tmpfs(1 << 20)
+    disk.remount("ro")
+    result = train([str(dataset), *FAST, "--project", str(disk / "runs")])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # not an OSError escaping the CLI
+    assert f"Error: Cannot write {disk / 'runs'}: read-only file system." in result.stderr
+
+
 def test_missing_labels_fail_unless_dropped(tmp_path):
     manifest = write_dataset(tmp_path, count=48, missing_race=3)
     common = [str(manifest), *FAST, "--project", str(tmp_path / "runs"),

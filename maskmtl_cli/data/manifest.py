@@ -16,7 +16,7 @@ from pathlib import Path
 
 from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
-from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.errors import DataError, InputError, OutputError, place_error_message
 
 MANIFEST_COLUMNS = ("path", "filename", "age", "gender", "race", "sha1", "split")
 SPLITS = ("train", "val", "test")
@@ -161,20 +161,25 @@ def write_manifest(table, path: Path, overwrite: bool = False) -> Path:
                          "another file with -o.")
     if path.exists() and path.is_dir():
         raise InputError(f"{path} is a folder. Pass a file name such as manifest.csv with -o.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    base = path.parent.resolve()
     out = table.loc[:, [c for c in MANIFEST_COLUMNS if c in table.columns]].copy()
+    base = path.parent.resolve()
     out["path"] = [os.path.relpath(p, base) for p in out["path"]]
     ages = out["age"].dropna()
     if (ages == ages.round()).all():
         out["age"] = out["age"].astype("Int64")  # "34", not "34.0", for whole years
-    handle, temp_name = tempfile.mkstemp(dir=base, prefix=".manifest-", suffix=".csv.tmp")
+    temp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=base, prefix=".manifest-", suffix=".csv.tmp")
         with os.fdopen(handle, "w", newline="") as stream:
             out.to_csv(stream, index=False)
         os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        if temp_name is not None:
+            Path(temp_name).unlink(missing_ok=True)
+        message = place_error_message(error, path) if isinstance(error, OSError) else None
+        if message is not None:  # a read-only folder or a full disk: one line, no traceback
+            raise OutputError(message) from None
         raise
     return path
 

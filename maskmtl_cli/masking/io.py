@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmtl_cli.errors import DataError, OutputError
+from maskmtl_cli.errors import FULL_DISK, PLACE_ERRORS, DataError, OutputError
 
 from maskmtl_cli.data.files import IMAGE_SUFFIXES  # noqa: F401  (outputs keep the input's suffix)
 
@@ -193,15 +193,6 @@ def write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
-#: OSErrors of the output place rather than of one image: retrying other images cannot help.
-_PLACE_ERRORS = {
-    errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-    errno.EROFS: "read-only file system", errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
-}
-_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
 @contextmanager
 def output_writes(output_root: Path, target: Path):
     """Turn an OSError of the output place inside the block into an ``OutputError``.
@@ -217,7 +208,7 @@ def output_writes(output_root: Path, target: Path):
     try:
         yield
     except OSError as error:
-        reason = _PLACE_ERRORS.get(error.errno)
+        reason = PLACE_ERRORS.get(error.errno)
         if reason is None:
             raise
         raise place_error(output_root, target, error.errno, reason) from None
@@ -234,7 +225,7 @@ def place_error(output_root: Path, target: Path, code: int, reason: str) -> Outp
         name = target.relative_to(output_root) if target.is_relative_to(output_root) else target
         message = f"Cannot write in the output folder {output_root}: {reason} (writing {name})."
         folder = output_root
-    if code in _FULL:
+    if code in FULL_DISK:
         advice = "Free some space, or choose an output folder on another disk"
     elif code == errno.EROFS:
         advice = "Choose an output folder on a writable disk"
