@@ -193,6 +193,15 @@ def test_changed_images_are_re_read_not_served_from_a_stale_cache(workspace):
     pd.testing.assert_frame_equal(before.loc[unchanged], after.loc[unchanged])
 
 
+def test_out_folder_never_replaces_an_input(workspace):
+    shutil.copy(workspace / "manifest.csv", workspace / "predictions.csv")
+    before = (workspace / "predictions.csv").read_bytes()
+    result = run("runs/full", "--manifest", "predictions.csv", "--out", ".", "--bootstrap", "0")
+    assert result.exit_code == 1, result.output
+    assert "replacing the input predictions.csv" in " ".join(result.stderr.split())
+    assert (workspace / "predictions.csv").read_bytes() == before
+
+
 def test_compare(workspace, models):
     add_run(workspace / "runs" / "second", models["full"], workspace / "manifest.csv")
     for name in ("full", "second"):
