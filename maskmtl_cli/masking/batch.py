@@ -249,9 +249,12 @@ def _stopped(error: OutputError, output_root: Path, previous: dict[str, dict],
         where = f"{JOURNAL} (merged into {MASKS_CSV} by the next run)"
     if not done:
         return error
+    what = getattr(error, "what", str(error))
+    advice = getattr(error, "advice", "Fix the output folder")
     return OutputError(
-        f"{error.what} The {done} image{'s' if done != 1 else ''} finished before are kept and "
-        f"recorded in {where}. {error.advice}, then rerun the same command to resume."
+        f"{what} The {done} image{'s' if done != 1 else ''} finished so far "
+        f"{'are' if done != 1 else 'is'} kept and recorded in {where}. {advice}, then rerun the "
+        "same command to resume."
     )
 
 
