@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -30,3 +31,31 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "utkface64").is_dir():
         pytest.skip(f"UTKFace data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+class MountPoint(type(Path())):
+    """A tmpfs mount point; ``remount("ro")``, ``remount("size=8m")`` change it in place."""
+
+    def remount(self, options: str) -> None:
+        subprocess.run(["mount", "-o", f"remount,{options}", str(self)], check=True)
+
+
+@pytest.fixture()
+def tmpfs(tmp_path):
+    """``tmpfs(size)`` mounts a fresh tmpfs of ``size`` bytes (a full or read-only disk on
+    demand, for root too); skips where mounting is not allowed. Unmounted afterwards."""
+    mounted = []
+
+    def mount(size: int, name: str = "disk") -> MountPoint:
+        point = MountPoint(tmp_path / name)
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], check=False)

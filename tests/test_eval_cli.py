@@ -165,6 +165,43 @@ def test_failed_images_are_listed_not_fatal(workspace):
     assert metrics["n"] == 34 and len(metrics["meta"]["failures"]) == 2
 
 
+def test_zero_byte_image_is_skipped_with_a_note(workspace):
+    (workspace / "faces" / "4.png").write_bytes(b"")
+    result = run("runs/full", "--json", "--bootstrap", "0")
+    assert result.exit_code == 0, result.output
+    assert "4.png (empty file, 0 bytes)" in " ".join(result.stderr.split())
+    assert json.loads(result.stdout)["n"] == 35 and "Traceback" not in result.output
+
+
+def test_changed_images_are_re_read_not_served_from_a_stale_cache(workspace):
+    def predictions() -> pd.DataFrame:
+        result = run("runs/full", "--json", "--bootstrap", "0")
+        assert result.exit_code == 0, result.output
+        table = pd.read_csv(workspace / "runs" / "full" / "eval" / "predictions.csv")
+        return table.assign(name=[Path(path).name for path in table["path"]]).set_index("name")
+
+    before = predictions()
+    assert list((workspace / "cache").glob("*.npz"))  # the second run may use the cache
+    faces = workspace / "faces"
+    replaced = cv2.imread(str(faces / "5.png"), cv2.IMREAD_GRAYSCALE)
+    cv2.imwrite(str(faces / "2.png"), 255 - replaced)  # another face, same size
+    (faces / "3.png").write_bytes(b"")
+    after = predictions()
+    assert "3.png" in before.index and "3.png" not in after.index  # now empty: not scored
+    assert after.loc["2.png", "p_female"] != before.loc["2.png", "p_female"]
+    unchanged = [name for name in before.index if name not in ("2.png", "3.png")]
+    pd.testing.assert_frame_equal(before.loc[unchanged], after.loc[unchanged])
+
+
+def test_out_folder_never_replaces_an_input(workspace):
+    shutil.copy(workspace / "manifest.csv", workspace / "predictions.csv")
+    before = (workspace / "predictions.csv").read_bytes()
+    result = run("runs/full", "--manifest", "predictions.csv", "--out", ".", "--bootstrap", "0")
+    assert result.exit_code == 1, result.output
+    assert "replacing the input predictions.csv" in " ".join(result.stderr.split())
+    assert (workspace / "predictions.csv").read_bytes() == before
+
+
 def test_compare(workspace, models):
     add_run(workspace / "runs" / "second", models["full"], workspace / "manifest.csv")
     for name in ("full", "second"):

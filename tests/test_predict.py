@@ -183,6 +183,38 @@ def test_aligned_inputs_skip_detection(astronaut_path, model_path, tmp_path):
     assert len(list((tmp_path / "cams").iterdir())) == 6
 
 
+def test_image_from_stdin(astronaut_path, model_path, tmp_path):
+    from_file = predict_json(astronaut_path, "--model", model_path)
+    result = runner.invoke(app, ["predict", "-", "--model", str(model_path), "--json",
+                                 "--annotate", str(tmp_path / "annotated")],
+                           input=astronaut_path.read_bytes(), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    assert [record["file"] for record in records] == ["-"]
+    assert [record["box"] for record in records] == [record["box"] for record in from_file]
+    assert (tmp_path / "annotated" / "stdin.png").is_file()
+    empty = runner.invoke(app, ["predict", "-", "--model", str(model_path)], input=b"")
+    assert empty.exit_code == 1 and "predict - < photo.jpg" in " ".join(empty.stderr.split())
+    assert "standard input" in flat_help("predict")
+
+
+def flat_help(command: str) -> str:
+    result = runner.invoke(app, [command, "--help"])
+    return " ".join(result.output.replace("│", " ").split())
+
+
+def test_tiny_aligned_crop_gets_a_warning(astronaut_path, model_path, tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    Image.fromarray(read_image(astronaut_path)[60:260, 120:320]).save(folder / "face.png")
+    Image.fromarray(np.full((1, 1, 3), 128, np.uint8)).save(folder / "dot.png")
+    result = predict(folder, "--model", model_path, "--aligned", "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == 2  # still predicted, but flagged
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warnings) == 1 and "dot.png' is only 1x1 px" in warnings[0]
+
+
 def test_exif_rotated_photo_gives_upright_boxes(astronaut_path, model_path, tmp_path):
     stored = Image.open(astronaut_path).transpose(Image.Transpose.ROTATE_270)
     exif = Image.Exif()

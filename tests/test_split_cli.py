@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -119,8 +121,6 @@ def test_labels_csv_for_other_datasets(tmp_path):
 @pytest.mark.parametrize(
     "setup, args, message",
     [
-        (lambda root: None, ["--ratios", "0.5,0.2,0.2"], "sum to 0.9"),
-        (lambda root: None, ["--ratios", "a,b"], "three numbers"),
         (lambda root: None, ["--strategy", "kfold"], "Choose one of: random, parts"),
         (lambda root: None, ["--strategy", "parts"], "needs --parts"),
         (lambda root: None, ["--labels", "missing.csv"], "Label file not found"),
@@ -130,6 +130,96 @@ def test_split_option_errors(tiny_faces, tmp_path, setup, args, message):
     result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(tmp_path / "m.csv"), *args])
     assert result.exit_code == 1
     assert message in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("ratios", "message"), [
+    ("0.5,0.2,0.2", "sum to 0.9"),
+    ("a,b", "three numbers"),
+    ("nan,0.5,0.5", "'nan' is not a finite number"),
+    ("inf,0,0", "'inf' is not a finite number"),
+    ("1.5,-0.25,-0.25", "-0.25 is negative"),
+])
+def test_bad_ratios_are_a_usage_error(tiny_faces, tmp_path, ratios, message):
+    manifest = tmp_path / "m.csv"
+    result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(manifest), "--ratios", ratios])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.replace("│", " ").split())
+    assert "Traceback" not in result.output and not manifest.exists()
+
+
+def test_fractional_labels_are_reported_not_truncated(tmp_path):
+    root = tmp_path / "photos"
+    for index in range(4):
+        write_face(root / f"img{index}.png", index)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,age,gender,race\nimg0.png,30,0.5,1\nimg1.png,30,1,2.5\n"
+                      "img2.png,30.5,1,2\nimg3.png,41,0,4\n")
+    result = run("split", str(root), "-o", str(tmp_path / "m.csv"), "--labels", str(labels),
+                 "--json")
+    assert result.exit_code == 0, result.output
+    reasons = {item["file"]: item["reason"] for item in json.loads(result.stdout)["skipped"]}
+    assert reasons == {"img0.png": "label out of range: gender 0.5 is not 0 (male) or 1 (female)",
+                       "img1.png": "label out of range: race 2.5 is not one of 0-4 (White, "
+                                   "Black, Asian, Indian, Others)"}
+    table = read_manifest(tmp_path / "m.csv")
+    assert sorted(table["filename"]) == ["img2.png", "img3.png"]  # fractional ages are fine
+    assert table.set_index("filename")["age"]["img2.png"] == 30.5
+
+
+def test_manifest_with_fractional_labels_is_a_data_error(tiny_faces, tmp_path):
+    from maskmtl_cli.errors import DataError
+
+    manifest = tmp_path / "m.csv"
+    assert run("split", str(tiny_faces), "-o", str(manifest)).exit_code == 0
+    pd.read_csv(manifest).assign(gender=0.5).to_csv(manifest, index=False)
+    with pytest.raises(DataError, match="row 2: gender 0.5 is not a whole number"):
+        read_manifest(manifest)
+
+
+@pytest.mark.parametrize("target", ["image", "labels", "through_a_folder_link"])
+def test_output_never_replaces_an_input_even_with_overwrite(tmp_path, target):
+    root = tmp_path / "photos"
+    for index in range(4):
+        write_face(root / f"img{index}.png", index)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("filename,gender\n" + "".join(f"img{i}.png,{i % 2}\n" for i in range(4)))
+    (tmp_path / "alias").symlink_to(root, target_is_directory=True)
+    output = {"image": root / "img0.png", "labels": labels,
+              "through_a_folder_link": tmp_path / "alias" / "img1.png"}[target]
+    before = {path: path.read_bytes() for path in (*root.iterdir(), labels)}
+    result = runner.invoke(app, ["split", str(root), "-o", str(output), "--labels", str(labels),
+                                 "--overwrite"])
+    assert result.exit_code == 1, result.output
+    assert "is an input" in " ".join(result.stderr.split()) and "Traceback" not in result.output
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_full_disk_gives_one_line_and_leaves_no_temporary_file(tiny_faces, tmp_path,
+                                                               monkeypatch):
+    from maskmtl_cli.data import manifest as manifest_module
+
+    def full(source, target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(source))
+
+    monkeypatch.setattr(manifest_module.os, "replace", full)
+    result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(tmp_path / "m.csv")])
+    monkeypatch.undo()
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: Cannot write {tmp_path / 'm.csv'}: no space left on device. Free some space or "
+        "choose a location on another disk, then rerun."]
+    assert not list(tmp_path.glob(".manifest-*")) and not (tmp_path / "m.csv").exists()
+
+
+def test_read_only_disk_gives_one_line(tiny_faces, tmpfs):
+    disk = tmpfs(1 << 20)
+    disk.remount("ro")
+    for output in (disk / "m.csv", disk / "new" / "m.csv"):
+        result = runner.invoke(app, ["split", str(tiny_faces), "-o", str(output)])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"Error: Cannot write {output}: read-only file system. Choose a location on a "
+            "writable disk, then rerun."]
 
 
 def test_split_folder_errors(tmp_path):

@@ -199,6 +199,36 @@ def test_manifest_without_validation_rows(tmp_path):
     assert "no validation rows" in result.output and "maskmtl split" in result.output
 
 
+def test_zero_byte_image_is_skipped_on_a_first_run(tmp_path):
+    manifest = write_dataset(tmp_path, count=24)  # 16 train, 4 val, 4 test
+    (tmp_path / "images" / "000.png").write_bytes(b"")  # a train image
+    result = train([str(manifest), *FAST, "--project", str(tmp_path / "runs"),
+                    "--cache-dir", str(tmp_path / "new-cache"), "--json"])
+    summary = summary_of(result)
+    assert summary["train_images"] == 15 and summary["unreadable_images"] == 1
+    assert "000.png: empty file, 0 bytes" in " ".join(result.stderr.split())
+
+
+def test_small_data_is_flagged(tmp_path):
+    manifest = write_dataset(tmp_path, count=6, splits=["train"] * 4 + ["val"])
+    result = train([str(manifest), *FAST, "--project", str(tmp_path / "runs"),
+                    "--cache-dir", str(tmp_path), "--json"])
+    summary = summary_of(result)
+    assert (summary["train_images"], summary["val_images"]) == (4, 1)
+    messages = " ".join(result.stderr.split())
+    assert "Only 1 validation image:" in messages and "--ratios" in messages
+    assert "Only 4 training images:" in messages
+
+
+def test_read_only_project_folder_is_one_line_not_a_traceback(dataset, tmpfs):
+    disk = tmpfs(1 << 20)
+    disk.remount("ro")
+    result = train([str(dataset), *FAST, "--project", str(disk / "runs")])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # not an OSError escaping the CLI
+    assert f"Error: Cannot write {disk / 'runs'}: read-only file system." in result.stderr
+
+
 def test_missing_labels_fail_unless_dropped(tmp_path):
     manifest = write_dataset(tmp_path, count=48, missing_race=3)
     common = [str(manifest), *FAST, "--project", str(tmp_path / "runs"),

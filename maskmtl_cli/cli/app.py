@@ -44,10 +44,11 @@ def main(
 def guarded(func: F) -> F:
     """Wrap a command so core errors become ``Error: ...`` on stderr and an exit code.
 
-    Exit codes: 0 success, 1 a ``MaskmtlError`` (bad input, data or model), 2 usage error (Typer),
-    3 no face found with ``predict --strict``, 130 interrupted by Ctrl-C.
+    Exit codes: 0 success, 1 a ``MaskmtlError`` (bad input, data or model) or an OSError of
+    the place (permission denied, read-only file system, full disk: one line, no traceback),
+    2 usage error (Typer), 3 no face found with ``predict --strict``, 130 interrupted by Ctrl-C.
     """
-    from maskmtl_cli.errors import MaskmtlError
+    from maskmtl_cli.errors import MaskmtlError, place_error_message
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -58,6 +59,17 @@ def guarded(func: F) -> F:
 
             err_console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=error.exit_code) from None
+        except OSError as error:
+            message = place_error_message(error)
+            if message is None:
+                raise
+            from rich.markup import escape
+
+            from maskmtl_cli.console import err_console
+
+            err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False,
+                              soft_wrap=True)
+            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             from maskmtl_cli.console import err_console
 

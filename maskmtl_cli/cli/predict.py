@@ -19,7 +19,8 @@ _OUTPUT = "Output"
 @guarded
 def predict_command(
     inputs: Annotated[list[Path], typer.Argument(
-        help="Photos, or folders searched recursively for .jpg/.jpeg/.png/.bmp/.webp/.tif.",
+        help="Photos, or folders searched recursively for .jpg/.jpeg/.png/.bmp/.webp/.tif; "
+             "- reads one image from standard input (maskmtl predict - < photo.jpg).",
         show_default=False)],
     model: Annotated[Optional[Path], typer.Option(
         "--model", "-m",

@@ -10,6 +10,18 @@ import typer
 from maskmtl_cli.cli.app import app, guarded
 
 
+def _check_ratios(text: str) -> str:
+    """A bad --ratios is a usage error (exit 2), reported before any image is read."""
+    from maskmtl_cli.data.split import parse_ratios
+    from maskmtl_cli.errors import InputError
+
+    try:
+        parse_ratios(text)
+    except InputError as error:
+        raise typer.BadParameter(str(error).removeprefix("--ratios ")) from None
+    return text
+
+
 @app.command("split")
 @guarded
 def split_command(
@@ -21,8 +33,9 @@ def split_command(
     strategy: Annotated[str, typer.Option(
         help="random (seeded, stratified by gender, race, age band) or parts (the paper's "
              "protocol: part1 trains; the rest is split test:val 10,719:3,252).")] = "random",
-    ratios: Annotated[str, typer.Option(help="train,val,test shares for --strategy random.")] = (
-        "0.7,0.15,0.15"),
+    ratios: Annotated[str, typer.Option(
+        help="train,val,test shares for --strategy random: three numbers >= 0 that sum to 1.",
+        callback=_check_ratios)] = "0.7,0.15,0.15",
     parts: Annotated[Optional[Path], typer.Option(
         help="CSV with filename,part for --strategy parts (e.g. utkface_meta/parts.csv).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the split.")] = 0,

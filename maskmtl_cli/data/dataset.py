@@ -3,6 +3,10 @@
 The cache holds every row of a manifest (all splits) at one size and colour mode, keyed by the
 manifest's content (paths and hashes) so that any edit of the manifest invalidates it. A second
 run of ``train`` or ``eval`` on the same manifest then starts in about a second.
+
+The cache never serves stale pixels: it stores each file's (size, modification time, change
+time) as seen when it was read, and every load compares them with the files on disk. Files that
+changed, appeared or vanished since are read again (only those), and the cache is rewritten.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 from maskmtl_cli.errors import DataError, InputError
 
 COLOR_MODES = ("gray", "rgb")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: per-file signatures, changed files re-read
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,19 @@ def load_image(path: str, size: int, color_mode: str) -> tuple[np.ndarray | None
     """Decode one image (RGB or gray), resize to size x size with INTER_AREA. (image, problem)."""
     import cv2
 
-    data = np.fromfile(path, dtype=np.uint8) if os.path.isfile(path) else None
-    if data is None:
+    if not os.path.isfile(path):
         return None, "file not found"
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as error:
+        return None, f"cannot read the file: {error.strerror or error}"
+    if not data.size:
+        return None, "empty file, 0 bytes"
     flag = cv2.IMREAD_GRAYSCALE if color_mode == "gray" else cv2.IMREAD_COLOR
-    image = cv2.imdecode(data, flag)
+    try:
+        image = cv2.imdecode(data, flag)
+    except cv2.error:
+        image = None
     if image is None:
         return None, "not a decodable image"
     if image.shape[0] != size or image.shape[1] != size:
@@ -66,6 +78,22 @@ def load_image(path: str, size: int, color_mode: str) -> tuple[np.ndarray | None
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), ""
 
 
+def file_signatures(paths: list[str]) -> np.ndarray:
+    """(size, mtime_ns, ctime_ns) of each file as int64 (N, 3); -1s for a missing file.
+
+    Replacing a file's content changes its change time even when size and modification time
+    are copied over (``cp -p``, ``touch -r``), so the triple catches every rewrite.
+    """
+    signatures = np.full((len(paths), 3), -1, dtype=np.int64)
+    for index, path in enumerate(paths):
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        signatures[index] = (stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return signatures
+
+
 def _cache_key(paths: list[str], hashes: list[str], size: int, color_mode: str) -> str:
     digest = hashlib.sha1(f"v{CACHE_VERSION}|{size}|{color_mode}".encode())
     for path, sha in zip(paths, hashes):
@@ -75,47 +103,76 @@ def _cache_key(paths: list[str], hashes: list[str], size: int, color_mode: str) 
 
 def load_all(paths: list[str], hashes: list[str], size: int, color_mode: str,
              cache_dir: Path | None, threads: int = 4) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Images for every path (zeros where loading failed), an ok mask, and failure reasons."""
+    """Images for every path (zeros where loading failed), an ok mask, and failure reasons.
+
+    With a ``cache_dir``, files whose signature (``file_signatures``) matches the cache are
+    not read again; the others are, and the cache is updated.
+    """
     channels = 1 if color_mode == "gray" else 3
-    cache_file = None
+    signatures = file_signatures(paths)  # before reading: a file changed meanwhile is re-read
+    cache_file, stored = None, None
     if cache_dir is not None:
         key = _cache_key(paths, hashes, size, color_mode)
         cache_file = Path(cache_dir) / f"images-{key}-{size}-{color_mode}.npz"
-        if cache_file.is_file():
-            try:
-                with np.load(cache_file, allow_pickle=False) as stored:
-                    failures = json.loads(str(stored["failures"]))
-                    return stored["images"], stored["ok"], failures
-            except (OSError, ValueError, KeyError):
-                cache_file.unlink(missing_ok=True)  # corrupt cache: rebuild it below
-    images = np.zeros((len(paths), size, size, channels), dtype=np.uint8)
-    ok = np.zeros(len(paths), dtype=bool)
-    failures: dict[str, str] = {}
+        stored = _read_cache(cache_file, len(paths))
+    if stored is not None:
+        images, ok, failures, cached_signatures = stored
+        stale = np.flatnonzero((cached_signatures != signatures).any(axis=1))
+        if not len(stale):
+            return images, ok, failures
+        images, ok = np.require(images, requirements="W"), np.require(ok, requirements="W")
+    else:
+        images = np.zeros((len(paths), size, size, channels), dtype=np.uint8)
+        ok = np.zeros(len(paths), dtype=bool)
+        failures, stale = {}, np.arange(len(paths))
 
     def work(index: int) -> None:
         image, problem = load_image(paths[index], size, color_mode)
         if image is None:
+            images[index], ok[index] = 0, False
             failures[paths[index]] = problem
         else:
-            images[index] = image
-            ok[index] = True
+            images[index], ok[index] = image, True
+            failures.pop(paths[index], None)
 
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(work, range(len(paths)), chunksize=256))
+        list(pool.map(work, stale.tolist(), chunksize=256))
     if cache_file is not None:
-        _write_cache(cache_file, images, ok, failures)
+        _write_cache(cache_file, images, ok, failures, signatures)
     return images, ok, failures
 
 
-def _write_cache(cache_file: Path, images: np.ndarray, ok: np.ndarray, failures: dict) -> None:
+def _read_cache(cache_file: Path, rows: int):
+    """(images, ok, failures, signatures) from a cache file, or None when absent or unusable."""
+    if not cache_file.is_file():
+        return None
+    try:
+        with np.load(cache_file, allow_pickle=False) as stored:
+            images, ok = stored["images"], stored["ok"]
+            failures = json.loads(str(stored["failures"]))
+            signatures = np.array(stored["signatures"], dtype=np.int64)
+    except (OSError, ValueError, KeyError):
+        cache_file.unlink(missing_ok=True)  # corrupt cache: rebuilt by the caller
+        return None
+    if len(images) != rows or signatures.shape != (rows, 3):
+        return None
+    return images, ok, failures, signatures
+
+
+def _write_cache(cache_file: Path, images: np.ndarray, ok: np.ndarray, failures: dict,
+                 signatures: np.ndarray) -> None:
+    temp = None
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         handle, temp = tempfile.mkstemp(dir=cache_file.parent, suffix=".npz.tmp")
         with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, images=images, ok=ok, failures=np.array(json.dumps(failures)))
+            np.savez(stream, images=images, ok=ok, failures=np.array(json.dumps(failures)),
+                     signatures=signatures)
         os.replace(temp, cache_file)
     except OSError:
-        pass  # a cache we cannot write only costs time on the next run
+        if temp is not None:
+            Path(temp).unlink(missing_ok=True)  # a full disk must not keep a partial cache
+        # a cache we cannot write only costs time on the next run
 
 
 def load_split(manifest, split: str | None = None, size: int = 48, color_mode: str = "gray",

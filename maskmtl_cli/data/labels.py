@@ -55,14 +55,17 @@ def parse_utkface_name(filename: str) -> ParsedName:
                       "name does not start with AGE_GENDER_RACE_ (race field missing?)")
 
 
-def label_problem(age: float | None, gender: int | None, race: int | None) -> str:
-    """Return why a label triple is out of range, or "" when it is valid (None = unknown)."""
+def label_problem(age: float | None, gender: float | None, race: float | None) -> str:
+    """Return why a label triple is out of range, or "" when it is valid (None = unknown).
+
+    Gender and race are class ids: a fraction such as 0.5 is out of range, never rounded.
+    """
     if age is not None and not (0 <= age <= MAX_AGE):
         return f"age {age:g} outside 0-{MAX_AGE}"
     if gender is not None and gender not in (0, 1):
-        return f"gender {gender} is not 0 (male) or 1 (female)"
+        return f"gender {gender:g} is not 0 (male) or 1 (female)"
     if race is not None and race not in range(len(RACE_NAMES)):
-        return f"race {race} is not one of 0-4 ({', '.join(RACE_NAMES)})"
+        return f"race {race:g} is not one of 0-4 ({', '.join(RACE_NAMES)})"
     return ""
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from maskmtl_cli.data.files import IMAGE_SUFFIXES, mask_run_extras, scan_image_files
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
-from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.errors import DataError, InputError, OutputError, place_error_message
 
 MANIFEST_COLUMNS = ("path", "filename", "age", "gender", "race", "sha1", "split")
 SPLITS = ("train", "val", "test")
@@ -101,8 +101,6 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
                 None if task not in values.index or pd.isna(values[task]) else values[task]
                 for task in TASKS
             )
-            gender = None if gender is None else int(gender)
-            race = None if race is None else int(race)
         else:
             parsed = parse_utkface_name(path.name)
             if parsed.status == "unparseable":
@@ -116,6 +114,7 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
         if bad_label:
             skipped.append((relative, f"label out of range: {bad_label}"))
             continue
+        gender, race = (None if value is None else int(value) for value in (gender, race))
         rows.append((str(path.resolve()), relative, age, gender, race, digest, note))
 
     table = pd.DataFrame(rows, columns=["path", "filename", "age", "gender", "race", "sha1", "note"])
@@ -165,20 +164,25 @@ def write_manifest(table, path: Path, overwrite: bool = False) -> Path:
                          "another file with -o.")
     if path.exists() and path.is_dir():
         raise InputError(f"{path} is a folder. Pass a file name such as manifest.csv with -o.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    base = path.parent.resolve()
     out = table.loc[:, [c for c in MANIFEST_COLUMNS if c in table.columns]].copy()
+    base = path.parent.resolve()
     out["path"] = [os.path.relpath(p, base) for p in out["path"]]
     ages = out["age"].dropna()
     if (ages == ages.round()).all():
         out["age"] = out["age"].astype("Int64")  # "34", not "34.0", for whole years
-    handle, temp_name = tempfile.mkstemp(dir=base, prefix=".manifest-", suffix=".csv.tmp")
+    temp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=base, prefix=".manifest-", suffix=".csv.tmp")
         with os.fdopen(handle, "w", newline="") as stream:
             out.to_csv(stream, index=False)
         os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
+    except BaseException as error:
+        if temp_name is not None:
+            Path(temp_name).unlink(missing_ok=True)
+        message = place_error_message(error, path) if isinstance(error, OSError) else None
+        if message is not None:  # a read-only folder or a full disk: one line, no traceback
+            raise OutputError(message) from None
         raise
     return path
 
@@ -207,7 +211,14 @@ def read_manifest(path):
             table[task] = pd.NA
     table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")
     for column in ("gender", "race"):
-        table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+        values = pd.to_numeric(table[column], errors="coerce")
+        fractional = values.notna() & (values != values.round())
+        if fractional.any():
+            row = int(fractional.to_numpy().argmax())
+            raise DataError(f"Manifest {path}, row {row + 2}: {column} {values.iloc[row]:g} is "
+                            "not a whole number (class ids are 0, 1, ...). Fix the label, or "
+                            "re-run `maskmtl split`.")
+        table[column] = values.astype("Int64")
     if "split" not in table.columns:
         table["split"] = ""
     table["split"] = table["split"].fillna("").astype(str)

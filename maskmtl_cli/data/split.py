@@ -7,12 +7,15 @@ reported and dropped unless the user keeps it.
 
 from __future__ import annotations
 
+import math
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from maskmtl_cli.data.files import IMAGE_SUFFIXES
 from maskmtl_cli.data.manifest import SPLITS, scan_dataset, write_manifest
 from maskmtl_cli.errors import DataError, InputError
 
@@ -55,13 +58,24 @@ class SplitResult:
 
 
 def parse_ratios(text: str) -> tuple[float, float, float]:
-    """Parse "0.7,0.15,0.15" (train, val, test); they must be non-negative and sum to 1."""
+    """Parse "0.7,0.15,0.15" (train, val, test); they must be finite, non-negative, sum to 1.
+
+    Raises:
+        InputError: Naming the bad value (the CLI turns it into a usage error).
+    """
     try:
         values = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise InputError(f"--ratios {text!r} is not three numbers like 0.7,0.15,0.15.") from None
-    if len(values) != 3 or any(v < 0 for v in values):
-        raise InputError(f"--ratios {text!r} needs three non-negative numbers: train,val,test.")
+    if len(values) != 3:
+        raise InputError(f"--ratios {text!r} needs three numbers: train,val,test.")
+    for part, value in zip(text.split(","), values):
+        if not math.isfinite(value):
+            raise InputError(f"--ratios {text!r}: {part.strip()!r} is not a finite number. "
+                             "Example: 0.7,0.15,0.15.")
+        if value < 0:
+            raise InputError(f"--ratios {text!r}: {value:g} is negative; shares must be 0 or "
+                             "more. Example: 0.7,0.15,0.15.")
     if abs(sum(values) - 1.0) > 1e-6:
         raise InputError(f"--ratios {text!r} sum to {sum(values):g}, not 1. Example: 0.7,0.15,0.15.")
     return values  # type: ignore[return-value]
@@ -177,6 +191,7 @@ def make_split(config: SplitConfig) -> SplitResult:
                          f"{', '.join(STRATEGIES)}.")
     if config.strategy == "parts" and config.parts_csv is None:
         raise InputError("--strategy parts needs --parts PARTS.csv (columns filename,part).")
+    check_output_is_not_an_input(config)
     if Path(config.output).exists() and not config.overwrite:
         raise InputError(f"{config.output} already exists. Pass --overwrite to replace it, or "
                          "choose another file with -o.")
@@ -197,6 +212,35 @@ def make_split(config: SplitConfig) -> SplitResult:
                        duplicate_groups=groups, duplicate_files_removed=removed,
                        conflict_groups=conflicts, moved_to_train=moved,
                        ignored_files=scan.ignored_files)
+
+
+def check_output_is_not_an_input(config: SplitConfig) -> None:
+    """Refuse an ``-o`` that is one of the command's inputs, whatever ``--overwrite`` says.
+
+    Both the path as given and its resolved form are compared (a folder link must not lead
+    the manifest onto an image).
+
+    Raises:
+        InputError: ``-o`` names an image in the data folder, the label CSV or the parts CSV.
+    """
+    output = Path(config.output)
+    if not output.exists():
+        return
+    forms = _path_forms(output)
+    for option, given in (("--labels", config.labels_csv), ("--parts", config.parts_csv)):
+        if given is not None and forms & _path_forms(Path(given)):
+            raise InputError(f"-o {output} is an input (the {option} file); writing the manifest "
+                             "there would replace it. Choose another file, e.g. -o manifest.csv.")
+    roots = _path_forms(Path(config.data_dir))
+    if output.suffix.lower() in IMAGE_SUFFIXES and any(
+            form.is_relative_to(root) for form in forms for root in roots):
+        raise InputError(f"-o {output} is an input (an image in {config.data_dir}); writing the "
+                         "manifest there would replace it. Choose another file, e.g. "
+                         "-o manifest.csv.")
+
+
+def _path_forms(path: Path) -> set[Path]:
+    return {Path(os.path.abspath(path)), path.resolve()}
 
 
 def summarize(result: SplitResult, config: SplitConfig) -> dict:

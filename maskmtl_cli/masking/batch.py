@@ -9,29 +9,33 @@ Layout of an output folder::
       failures.csv                 the images that got no mask, with the reason
       mask_config.json             the settings of the latest run
       preview.png                  contact sheet, with --preview N
+      masks.journal.jsonl          rows of a run in progress (gone once masks.csv has them)
 
 Determinism: image ``i`` of the sorted input list draws every random choice from
 ``numpy.random.default_rng([seed, i])``, so outputs are byte-identical whatever ``--workers``.
-Workers receive paths, never pixels; the detector and predictor are loaded once in the parent and
-inherited by the forked workers (or loaded by each worker's initializer where fork is missing).
+Workers receive paths, never pixels (``maskmtl_cli.masking.pool``). Every record is journaled
+before its output appears (``maskmtl_cli.masking.journal``), so even a run killed outright
+resumes with every finished image recorded; an unwritable or full output folder stops the run
+with one ``OutputError`` that says what was kept.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from maskmtl_cli.errors import InputError
+from maskmtl_cli.errors import InputError, OutputError
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR, PREVIEW_PNG, scan_image_files
-from maskmtl_cli.masking.io import IMAGE_SUFFIXES, remove_temp_files, write_atomic
+from maskmtl_cli.masking.io import IMAGE_SUFFIXES, output_writes, remove_temp_files, write_atomic
+from maskmtl_cli.masking.journal import JOURNAL, journal_size, read_journal, remove_journal
+from maskmtl_cli.masking.pool import run_pool
+from maskmtl_cli.masking.preview import write_preview
 from maskmtl_cli.masking.records import (
     CONFIG_JSON,
     COPIED,
@@ -42,14 +46,7 @@ from maskmtl_cli.masking.records import (
     settings_warnings,
     write_tables,
 )
-from maskmtl_cli.masking.worker import (
-    STAGES,
-    MaskWorker,
-    init_worker,
-    mask_path_for,
-    run_chunk,
-)
-
+from maskmtl_cli.masking.worker import STAGES, MaskWorker, mask_path_for
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -146,6 +143,8 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
 
     Raises:
         InputError: Bad folders, no images found, or a name that clashes with an output file.
+        OutputError: An output cannot be written (no permission, read-only or full disk): the
+            run stops; the finished images are kept and recorded, the message says where.
         KeyboardInterrupt: After terminating the workers, removing temporary files and saving
             masks.csv for the finished images.
     """
@@ -165,9 +164,14 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
         sources = sources[: config.limit]
     summary.selected = len(sources)
     _check_reserved_names(sources, config)
-    output_root.mkdir(parents=True, exist_ok=True)
+    with output_writes(output_root, output_root):
+        output_root.mkdir(parents=True, exist_ok=True)
 
+    # Rows of earlier runs: masks.csv, then the journal of one that stopped before rewriting it.
+    journal = output_root / JOURNAL
     previous = read_records(output_root / MASKS_CSV)
+    previous.update(read_journal(journal, output_root))
+    start = journal_size(journal)
     tasks: list[tuple[int, str]] = []
     kept: list[dict] = []
     for index, source in enumerate(sources):
@@ -181,7 +185,8 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
         settings_warnings(output_root / CONFIG_JSON, config.style_settings(), len(kept))
     )
     if tasks or not (output_root / CONFIG_JSON).exists():
-        write_atomic(output_root / CONFIG_JSON, json.dumps(config.to_dict(), indent=2).encode())
+        with output_writes(output_root, output_root / CONFIG_JSON):
+            write_atomic(output_root / CONFIG_JSON, json.dumps(config.to_dict(), indent=2).encode())
 
     folders = _output_folders(output_root, sources, config.save_masks)
     remove_temp_files(folders)
@@ -190,10 +195,13 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
         _execute(tasks, config, records, progress, summary)
     except KeyboardInterrupt:
         remove_temp_files(folders)
-        write_tables(output_root, previous, kept, records)
+        _save_tables(output_root, previous, kept, records, start)
         raise
+    except OutputError as error:
+        remove_temp_files(folders)
+        raise _stopped(error, output_root, previous, kept, records, start) from None
     remove_temp_files(folders)
-    table = write_tables(output_root, previous, kept, records)
+    table = _save_tables(output_root, previous, kept, records, start)
 
     _count(summary, records)
     summary.masks_csv = str(output_root / MASKS_CSV)
@@ -203,9 +211,50 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     if config.preview:
         selected = set(sources)
         rows = [row for row in table if row["source"] in selected]
-        summary.preview = _write_preview(input_root, output_root, rows, config.preview)
+        summary.preview = write_preview(input_root, output_root, rows, config.preview)
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def _save_tables(output_root: Path, previous: dict[str, dict], kept: list[dict],
+                 records: list[dict], start: int) -> list[dict]:
+    """Write masks.csv and failures.csv from every row known, then drop the journal.
+
+    The journal's rows of this run (from byte ``start``) are merged too: after a failed write
+    or an interrupt the pool may not have delivered every finished image's record.
+
+    Raises:
+        OutputError: The tables cannot be written; the journal is kept for the next run.
+    """
+    journal = output_root / JOURNAL
+    logged = list(read_journal(journal, output_root, start).values())
+    with output_writes(output_root, output_root / MASKS_CSV):
+        table = write_tables(output_root, previous, [*kept, *logged], records)
+        remove_journal(journal)
+    return table
+
+
+def _stopped(error: OutputError, output_root: Path, previous: dict[str, dict],
+             kept: list[dict], records: list[dict], start: int) -> OutputError:
+    """The one-line error of a run stopped by an unwritable output: what was kept, what to do."""
+    finished = read_journal(output_root / JOURNAL, output_root, start)
+    for record in records:
+        finished.setdefault(record["source"], record)
+    done = sum(1 for row in finished.values() if row["status"] in (MASKED, COPIED))
+    try:
+        _save_tables(output_root, previous, kept, records, start)
+        where = MASKS_CSV
+    except OutputError:
+        where = f"{JOURNAL} (merged into {MASKS_CSV} by the next run)"
+    if not done:
+        return error
+    what = getattr(error, "what", str(error))
+    advice = getattr(error, "advice", "Fix the output folder")
+    return OutputError(
+        f"{what} The {done} image{'s' if done != 1 else ''} finished so far "
+        f"{'are' if done != 1 else 'is'} kept and recorded in {where}. {advice}, then rerun the "
+        "same command to resume."
+    )
 
 
 def _execute(
@@ -241,72 +290,10 @@ def _execute(
                     progress(len(records), total)
         finally:
             cv2.setNumThreads(threads)
+            worker.journal.close()
     else:
-        _run_pool(tasks, config, workers, records, progress)
+        run_pool(tasks, config, workers, records, progress)
     summary.processing_s = time.perf_counter() - started
-
-
-class _Feeder:
-    """Hands chunks of tasks to the pool, at most ``window`` in flight, and can stop early."""
-
-    def __init__(self, tasks: list[tuple[int, str]], chunk: int, window: int) -> None:
-        self._chunks = [tasks[start:start + chunk] for start in range(0, len(tasks), chunk)]
-        self._slots = threading.Semaphore(window)
-        self._stopped = False
-
-    def __iter__(self):
-        for chunk in self._chunks:
-            self._slots.acquire()
-            if self._stopped:
-                return
-            yield chunk
-
-    def finished_one(self) -> None:
-        self._slots.release()
-
-    def stop(self) -> None:
-        self._stopped = True
-        self._slots.release()
-
-
-def _run_pool(
-    tasks: list[tuple[int, str]],
-    config: MaskConfig,
-    workers: int,
-    records: list[dict],
-    progress: ProgressCallback | None,
-) -> None:
-    """Mask in ``workers`` processes; on Ctrl-C, finish the images in flight, then re-raise."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    # Chunks amortise the inter-process overhead. imap runs with chunksize=1 on purpose: with
-    # larger ones it returns a generator that dies on Ctrl-C, losing the images in flight.
-    chunk = max(1, min(8, len(tasks) // (workers * 16)))
-    feeder = _Feeder(tasks, chunk, window=workers * 3)
-    pool = context.Pool(workers, initializer=init_worker, initargs=(config,))
-
-    def collect(results) -> None:
-        for chunk_records in results:
-            records.extend(chunk_records)
-            feeder.finished_one()
-            if progress is not None:
-                progress(len(records), len(tasks))
-
-    try:
-        results = pool.imap(run_chunk, feeder)
-        try:
-            collect(results)
-        except KeyboardInterrupt:
-            feeder.stop()  # no new tasks; the records of images in flight still arrive
-            collect(results)
-            raise
-        pool.close()
-    except BaseException:
-        feeder.stop()  # unblocks the pool's task thread so terminate() can join it
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
 
 
 def _count(summary: MaskSummary, records: list[dict]) -> None:
@@ -362,30 +349,3 @@ def _output_folders(output_root: Path, sources: list[str], save_masks: bool) -> 
     if save_masks:
         folders += [output_root / MASKS_DIR / parent for parent in parents]
     return folders
-
-
-def _write_preview(input_root: Path, output_root: Path, rows: list[dict], count: int) -> str | None:
-    """Contact sheet of ``count`` masked images spread evenly over ``rows``."""
-    import cv2
-
-    from maskmtl_cli.masking.io import encode_png, read_image
-    from maskmtl_cli.masking.preview import contact_sheet
-
-    masked = [row for row in rows if row["status"] == MASKED]
-    if not masked:
-        return None
-    count = min(count, len(masked))
-    step = len(masked) / count
-    picks = [masked[int(i * step)] for i in range(count)]
-    pairs = []
-    for row in picks:
-        before = read_image(input_root / row["source"])
-        after = read_image(output_root / row["output"])
-        parts = (row["template"], row["colour"], row["texture"])
-        caption = " ".join(part for part in parts if part)
-        pairs.append((cv2.cvtColor(before.bgr, cv2.COLOR_BGR2RGB),
-                      cv2.cvtColor(after.bgr, cv2.COLOR_BGR2RGB), caption))
-    sheet = contact_sheet(pairs)
-    target = output_root / PREVIEW_PNG
-    write_atomic(target, encode_png(cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
-    return str(target)

@@ -8,18 +8,22 @@
   as grayscale (a coloured mask on a black-and-white photo would be out of place).
 * Writes are atomic: bytes go to a hidden temporary file in the target's folder, then
   ``os.replace`` puts it in place, so an interrupted run never leaves a half-written file.
+* A write that fails because of the place, not the image (no permission, a read-only file
+  system, a full disk), becomes an ``OutputError`` (``output_writes``): it stops the batch.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from maskmtl_cli.errors import DataError
+from maskmtl_cli.errors import FULL_DISK, PLACE_ERRORS, DataError, OutputError
 
 from maskmtl_cli.data.files import IMAGE_SUFFIXES  # noqa: F401  (outputs keep the input's suffix)
 
@@ -187,6 +191,49 @@ def write_atomic(target: Path, data: bytes) -> None:
         except OSError:
             pass
         raise
+
+
+@contextmanager
+def output_writes(output_root: Path, target: Path):
+    """Turn an OSError of the output place inside the block into an ``OutputError``.
+
+    Its message says what failed, where and what to do; the parts are kept as ``error.what``
+    and ``error.advice`` so the batch can add what finished before. Other OSErrors pass
+    through unchanged.
+
+    Args:
+        output_root: The output folder of the run.
+        target: The file (or folder) being written.
+    """
+    try:
+        yield
+    except OSError as error:
+        reason = PLACE_ERRORS.get(error.errno)
+        if reason is None:
+            raise
+        raise place_error(output_root, target, error.errno, reason) from None
+
+
+def place_error(output_root: Path, target: Path, code: int, reason: str) -> OutputError:
+    """The ``OutputError`` for ``reason`` (errno ``code``) while writing ``target``."""
+    if target == output_root or output_root.is_relative_to(target):
+        parent = next((folder for folder in output_root.parents if folder.exists()),
+                      output_root.parent)
+        message = f"Cannot create the output folder {output_root}: {reason} in {parent}."
+        folder = parent
+    else:
+        name = target.relative_to(output_root) if target.is_relative_to(output_root) else target
+        message = f"Cannot write in the output folder {output_root}: {reason} (writing {name})."
+        folder = output_root
+    if code in FULL_DISK:
+        advice = "Free some space, or choose an output folder on another disk"
+    elif code == errno.EROFS:
+        advice = "Choose an output folder on a writable disk"
+    else:
+        advice = f"Make {folder} writable (chmod u+w), or choose another output folder"
+    error = OutputError(f"{message} {advice}, then rerun.")
+    error.what, error.advice = message, advice
+    return error
 
 
 def remove_temp_files(folders) -> int:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
+from maskmtl_cli.data.files import PREVIEW_PNG
 from maskmtl_cli.errors import InputError
+from maskmtl_cli.masking.records import MASKED
 
+#: The contact sheet ``maskmtl mask --preview`` writes into the output folder.
 BACKGROUND = (30, 30, 32)
 CAPTION_COLOUR = (235, 235, 235)
 GAP = 6
@@ -114,3 +119,32 @@ def captioned_grid(items: list[tuple[np.ndarray, str]], columns: int = 4,
         sheet[top:top + cell, left:left + cell] = _fit(image, cell)
         sheet[top + cell:top + tile_h, left:left + cell] = _caption(text, cell)
     return sheet
+
+
+def write_preview(input_root: Path, output_root: Path, rows: list[dict], count: int) -> str | None:
+    """Write ``preview.png``: ``count`` masked images spread evenly over masks.csv ``rows``.
+
+    Returns:
+        The written file, or None when no row is masked.
+    """
+    from maskmtl_cli.masking.io import encode_png, output_writes, read_image, write_atomic
+
+    masked = [row for row in rows if row["status"] == MASKED]
+    if not masked:
+        return None
+    count = min(count, len(masked))
+    step = len(masked) / count
+    picks = [masked[int(i * step)] for i in range(count)]
+    pairs = []
+    for row in picks:
+        before = read_image(input_root / row["source"])
+        after = read_image(output_root / row["output"])
+        parts = (row["template"], row["colour"], row["texture"])
+        caption = " ".join(part for part in parts if part)
+        pairs.append((cv2.cvtColor(before.bgr, cv2.COLOR_BGR2RGB),
+                      cv2.cvtColor(after.bgr, cv2.COLOR_BGR2RGB), caption))
+    sheet = contact_sheet(pairs)
+    target = output_root / PREVIEW_PNG
+    with output_writes(output_root, target):
+        write_atomic(target, encode_png(cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)))
+    return str(target)

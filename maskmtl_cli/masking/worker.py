@@ -2,7 +2,9 @@
 
 Runs inside the worker processes of ``maskmtl_cli.masking.batch`` (or in-process with one
 worker). Every per-image problem becomes a failure record, never an exception, so one bad file
-cannot stop a batch.
+cannot stop a batch; only an ``OutputError`` (no permission, a read-only or full disk) does.
+Each image's row goes to the run's journal before its output is put in place (see
+``maskmtl_cli.masking.journal``), so no output is ever left without a record.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import cv2
 import numpy as np
 
 from maskmtl_cli.data.files import MASKS_DIR
-from maskmtl_cli.errors import DataError
+from maskmtl_cli.errors import DataError, OutputError
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.masking.io import (
     ImageReadError,
     encode_image,
     encode_png,
+    output_writes,
     read_image,
     write_atomic,
 )
+from maskmtl_cli.masking.journal import JOURNAL, JournalWriter
 from maskmtl_cli.masking.landmarks import DlibLandmarker
 from maskmtl_cli.masking.records import COPIED, FAILED, new_record
 
@@ -58,14 +62,22 @@ class MaskWorker:
         self.landmarker = landmarker or DlibLandmarker(config.detector, config.aligned)
         self._mix = config.mix_weights
         self._ready_folders: set[Path] = set()
+        self.journal = JournalWriter(self.output_root / JOURNAL)
 
     def process(self, task: tuple[int, str]) -> dict:
-        """Mask image ``task = (index, source)``; returns its masks.csv row plus ``_timings``."""
+        """Mask image ``task = (index, source)``; returns its masks.csv row plus ``_timings``.
+
+        Raises:
+            OutputError: An output or the journal cannot be written (permissions, read-only or
+                full disk): no other image would fare better, so the batch stops.
+        """
         index, source = task
         timings = dict.fromkeys(STAGES, 0.0)
         record = new_record(index, source)
         try:
             self._mask(index, source, record, timings)
+        except OutputError:
+            raise
         except ImageReadError as error:
             self._fail(source, record, error.reason, error.detail)
         except Exception as error:  # noqa: BLE001 - one bad image must not stop the batch
@@ -131,9 +143,6 @@ class MaskWorker:
             mask_source = mask_path_for(source)
             self._write(mask_source, encode_png(covered))
             record["mask"] = mask_source
-        self._write(source, data)
-        _lap(timings, "encode", clock)
-
         record.update(
             output=source,
             faces=len(boxes),
@@ -145,31 +154,43 @@ class MaskWorker:
             landmark_source=";".join(box.source for box in boxes),
             detector=";".join(box.detector for box in boxes if box.detector),
         )
+        self._log(record)  # before the output appears: an output always has its row
+        self._write(source, data)
+        _lap(timings, "encode", clock)
 
     def _fail(self, source: str, record: dict, reason: str, detail: str) -> None:
         record.update(status=FAILED, reason=reason, detail=detail, output="", mask="", faces=0)
         if self.config.on_fail != "copy" or reason in _NOT_COPIED:
+            self._log(record)
             return
         try:
-            self._write(source, (self.input_root / source).read_bytes())
-        except (OSError, DataError) as error:
+            data = (self.input_root / source).read_bytes()
+            self._log({**record, "status": COPIED, "output": source})
+            self._write(source, data)
+        except (OSError, DataError) as error:  # an OutputError is neither: it stops the batch
             record["detail"] = f"{detail}; copying failed: {error}"
+            self._log(record)
             return
         record.update(status=COPIED, output=source)
+
+    def _log(self, record: dict) -> None:
+        with output_writes(self.output_root, self.journal.path):
+            self.journal.append(record)
 
     def _write(self, relative: str, data: bytes) -> None:
         """Write under the output folder only (atomically), creating folders as needed."""
         target = self.output_root / relative
         folder = target.parent
-        if folder not in self._ready_folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            if not folder.resolve().is_relative_to(self.output_root):
-                raise DataError(
-                    f"Refusing to write {target}: its folder resolves to {folder.resolve()}, "
-                    f"outside the output folder {self.output_root}."
-                )
-            self._ready_folders.add(folder)
-        write_atomic(target, data)
+        with output_writes(self.output_root, target):
+            if folder not in self._ready_folders:
+                folder.mkdir(parents=True, exist_ok=True)
+                if not folder.resolve().is_relative_to(self.output_root):
+                    raise DataError(
+                        f"Refusing to write {target}: its folder resolves to "
+                        f"{folder.resolve()}, outside the output folder {self.output_root}."
+                    )
+                self._ready_folders.add(folder)
+            write_atomic(target, data)
 
 
 def _lap(timings: dict, stage: str, since: float) -> float:

@@ -1,8 +1,15 @@
 """Inputs and outputs of `maskmtl predict` on disk: finding images, reading them upright,
-and checking that output folders never overwrite or mix with the inputs."""
+and checking that output folders never overwrite or mix with the inputs.
+
+An input given as ``-`` is one image read from standard input (``maskmtl predict - <
+photo.jpg``): its bytes are read once by ``collect_images``, it is listed as ``-`` in the results
+and named ``stdin.png`` in the output folders.
+"""
 
 from __future__ import annotations
 
+import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Callable
@@ -14,6 +21,13 @@ from maskmtl_cli.prediction.alignment import square_crop, to_model_input
 
 #: File suffixes read from folders (case-insensitive). Files named explicitly are always tried.
 from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
+
+#: The input that stands for standard input, and its name in output folders.
+STDIN = Path("-")
+STDIN_NAME = PurePath("stdin.png")
+#: An aligned crop smaller than this on a side carries too little of a face to trust.
+MIN_ALIGNED_SIDE = 24
+_stdin: dict[str, bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -32,8 +46,9 @@ def read_image(path: Path) -> np.ndarray:
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    source = io.BytesIO(stdin_bytes()) if Path(path) == STDIN else path
     try:
-        with Image.open(path) as opened:
+        with Image.open(source) as opened:
             upright = ImageOps.exif_transpose(opened)
             return np.asarray(upright.convert("RGB"))
     except UnidentifiedImageError:
@@ -59,7 +74,8 @@ def read_aligned_input(path: Path, size: int, color_mode: str
     import cv2
 
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        data = (np.frombuffer(stdin_bytes(), dtype=np.uint8) if Path(path) == STDIN
+                else np.fromfile(path, dtype=np.uint8))
     except OSError as error:
         raise DataError(f"'{path}' cannot be read: {error}") from None
     flag = cv2.IMREAD_GRAYSCALE if color_mode == "gray" else cv2.IMREAD_COLOR
@@ -81,6 +97,24 @@ def read_aligned_input(path: Path, size: int, color_mode: str
     height, width = decoded_shape[:2]
     side = min(height, width)
     return model_input, ((width - side) // 2, (height - side) // 2, side, side)
+
+
+def stdin_bytes(refresh: bool = False) -> bytes:
+    """The bytes of standard input, read once (again with ``refresh``).
+
+    Raises:
+        InputError: Standard input is a terminal or empty: nothing was piped in.
+    """
+    if refresh or "data" not in _stdin:
+        stream = sys.stdin
+        if stream is None or stream.isatty():
+            raise InputError("`-` reads one image from standard input, but nothing is piped "
+                             "in. Pipe a file, e.g. maskmtl predict - < photo.jpg.")
+        _stdin["data"] = getattr(stream, "buffer", stream).read()
+    if not _stdin["data"]:
+        raise InputError("`-` reads one image from standard input, but it was empty. Pipe a "
+                         "file, e.g. maskmtl predict - < photo.jpg.")
+    return _stdin["data"]
 
 
 def prefetch(function: Callable, items: list, ahead: int):
@@ -108,22 +142,27 @@ def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> 
     """Expand files and folders (recursive, image suffixes only, hidden entries skipped).
 
     Args:
-        inputs: Files and folders as the user gave them.
+        inputs: Files and folders as the user gave them; ``-`` is standard input (read here).
         exclude: Folders whose files are never inputs (the output folders).
 
     Returns:
         Unique files in input order (folders sorted), each with a unique output name.
 
     Raises:
-        InputError: No inputs, a path that does not exist, or a folder with no images.
+        InputError: No inputs, a path that does not exist, a folder with no images, or ``-``
+            with nothing piped in.
     """
     if not inputs:
         raise InputError("No input given. Pass image files or folders, e.g. maskmtl predict "
                          "photo.jpg.")
     excluded = {folder.resolve() for folder in exclude}
     found: list[tuple[Path, PurePath]] = []
+    if STDIN in inputs:
+        stdin_bytes(refresh=True)
     for given in inputs:
-        if given.is_dir():
+        if given == STDIN:
+            found.append((STDIN, STDIN_NAME))
+        elif given.is_dir():
             files = scan_image_files(given, excluded)[0]
             if not files:
                 raise InputError(

@@ -229,6 +229,20 @@ def progress_reporter() -> Iterator[Callable[[int, int], None]]:
             bar["progress"].stop()
 
 
+def tiny_crop_warnings(result: "PredictResult") -> list[str]:
+    """One warning per ``--aligned`` crop too small to hold a usable face."""
+    from maskmtl_cli.prediction.inputs import MIN_ALIGNED_SIDE
+
+    if result.detector != "aligned":
+        return []
+    return [
+        f"'{record.file}' is only {record.box[2]}x{record.box[3]} px: an aligned face crop "
+        f"under {MIN_ALIGNED_SIDE} px a side holds too little of a face, so its prediction "
+        "is unreliable. Pass a larger crop."
+        for record in result.records if min(record.box[2:]) < MIN_ALIGNED_SIDE
+    ]
+
+
 def print_result(result: "PredictResult", output_format: str = "table") -> None:
     """Results to stdout in ``output_format`` (table, json or csv); problems and a summary to
     stderr."""
@@ -257,6 +271,9 @@ def print_result(result: "PredictResult", output_format: str = "table") -> None:
             "  Faces smaller than --min-face are ignored; try a smaller --min-face or another "
             "--detector, or --aligned if the images are face crops.", highlight=False,
             soft_wrap=True)
+    for warning in tiny_crop_warnings(result)[:_MAX_LISTED]:
+        err_console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False,
+                          soft_wrap=True)
     if output_format == "json":
         typer.echo(records_to_json(result.records))
     elif output_format == "csv":

@@ -17,6 +17,11 @@ from maskmtl_cli.eval_config import EvalConfig
 from maskmtl_cli.errors import DataError, InputError
 
 _LISTED_FAILURES = 10
+#: Every file ``eval`` may write into its output folder (see ``reports.report``).
+OUTPUT_NAMES = frozenset({
+    "metrics.json", "predictions.csv", "report.md", "confusion_gender.png",
+    "confusion_race.png", "age_scatter.png", "age_bands.png", "fairness.png",
+})
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,20 @@ def default_out_dir(model_path: Path, is_run_folder: bool) -> Path:
         model_path.parent / f"{model_path.stem}_eval"
 
 
+def check_inputs_are_spared(out_dir: Path, inputs: list) -> None:
+    """Refuse an output folder where a written file would replace one of the inputs.
+
+    Raises:
+        InputError: Naming the input and asking for another ``--out``.
+    """
+    folder = Path(out_dir).resolve()
+    for given in inputs:
+        path = Path(given)
+        if path.name in OUTPUT_NAMES and path.resolve().parent == folder:
+            raise InputError(f"The output folder {out_dir} would get a new {path.name}, "
+                             f"replacing the input {given}. Choose another folder with --out.")
+
+
 def _labelled_tasks(rows) -> list[str]:
     return [task for task in ("age", "gender", "race") if rows[task].notna().any()]
 
@@ -126,6 +145,9 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
     manifest = resolve_manifest(config.manifest, train_config)
     table = read_manifest(manifest)
     rows = select_split(table, config.split, manifest)
+    out_dir = Path(config.out_dir) if config.out_dir else default_out_dir(
+        model_path, train_config is not None)
+    check_inputs_are_spared(out_dir, [manifest, model_path, *rows["path"]])
     log(f"Manifest {manifest}: {len(rows)} rows in split {config.split}.")
 
     log(f"Loading model {model_path}")
@@ -179,8 +201,6 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
     }
     metrics = {"meta": meta, **result.to_dict()}
 
-    out_dir = Path(config.out_dir) if config.out_dir else default_out_dir(
-        model_path, train_config is not None)
     out_dir.mkdir(parents=True, exist_ok=True)
     class_names = {"race": list(class_names("race", predictions["race"].shape[1]))
                    } if "race" in predictions else {}

@@ -17,6 +17,8 @@ from maskmtl_cli.errors import DataError, InputError
 _MISSING = {"age": "no age", "gender": "no gender", "race": "no race (ethnicity) label"}
 #: Used when age is not trained: the head is absent, so these only fill the config.
 _DEFAULT_AGE_MEAN, _DEFAULT_AGE_STD = 33.0, 20.0
+#: Below these counts a run works but its numbers mean little; the user is told so.
+SMALL_TRAIN, SMALL_VAL = 200, 50
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class TrainingData:
     race_prior: tuple[float, ...] = (0.2,) * 5  # class shares of the training labels
     dropped: dict[str, int] = field(default_factory=dict)  # split -> rows without a label
     failures: list[tuple[str, str]] = field(default_factory=list)  # unreadable images
+    warnings: list[str] = field(default_factory=list)  # for people: data too small to trust
 
 
 def resolve_manifest(manifest: str | Path) -> Path:
@@ -156,4 +159,18 @@ def load_training_data(cfg) -> TrainingData:
         dropped={split: count for split, count in dropped.items() if count},
         failures=[item for item in arrays.failures
                   if split_of_path.get(item[0]) in ("train", "val")],
+        warnings=small_data_warnings(len(parts["train"][0]), len(parts["val"][0])),
     )
+
+
+def small_data_warnings(train: int, val: int) -> list[str]:
+    """What to tell the user when the train or val split is too small to trust."""
+    warnings = []
+    if train < SMALL_TRAIN:
+        warnings.append(f"Only {train} training image{'s' if train != 1 else ''}: far too few "
+                        "to learn from; the model can at best memorise them.")
+    if val < SMALL_VAL:
+        warnings.append(f"Only {val} validation image{'s' if val != 1 else ''}: validation "
+                        "metrics (and the best epoch picked by them) are mostly chance. Use more "
+                        "images or a larger val share (`maskmtl split --ratios`).")
+    return warnings

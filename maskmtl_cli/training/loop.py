@@ -88,6 +88,8 @@ def train(
     if resume is None:
         cfg = cfg.replace(manifest=str(resolve_manifest(cfg.manifest)), backend=backend)
     data = load_training_data(cfg)
+    for warning in data.warnings:
+        log(warning)
     if data.failures:
         path, reason = data.failures[0]
         log(f"{len(data.failures)} train/val images could not be read and are skipped "
