@@ -20,6 +20,10 @@ class DataError(MaskmtlError):
     """Images, labels or manifests are missing, malformed or inconsistent."""
 
 
+class ImageTooLargeError(DataError):
+    """An image has more pixels than a limit allows (a decompression bomb, or just too big)."""
+
+
 class ModelError(MaskmtlError):
     """A model file or run folder is missing, corrupt or incompatible."""
 
