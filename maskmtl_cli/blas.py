@@ -24,9 +24,16 @@ def limit_blas_threads(threads: int | None = 1) -> ContextManager:
 
 @functools.lru_cache(maxsize=1)
 def _threadpool_controller():
-    """threadpoolctl's controller (inspects the loaded libraries once), or None if missing."""
+    """threadpoolctl's controller (inspects the loaded libraries once), or None if missing.
+
+    numpy is imported first: the controller only knows the libraries loaded when it is made,
+    so one made before numpy had loaded OpenBLAS would cap nothing, ever (a server that took
+    the cap at start-up ran its detections 10x slower beside a busy core).
+    """
     try:
         import threadpoolctl
     except ImportError:  # pragma: no cover - installed with scikit-learn
         return None
+    import numpy  # noqa: F401  (loads OpenBLAS)
+
     return threadpoolctl.ThreadpoolController()
