@@ -185,6 +185,32 @@ def test_page_docs_and_openapi(client):
     assert "/health" in spec["paths"] and "FaceRecord" in spec["components"]["schemas"]
 
 
+def test_model_and_detector_load_once_at_start_up(astronaut, monkeypatch):
+    import maskmtl_cli.inference as inference
+    from maskmtl_cli.prediction.detection import get_detector
+
+    loads = []
+    real_load = inference.load_model
+    monkeypatch.setattr(inference, "load_model",
+                        lambda *args, **kwargs: loads.append(args) or real_load(*args, **kwargs))
+    service = PredictionService(ServeConfig())
+    built = get_detector.cache_info().misses
+    with TestClient(create_app(service)) as client:
+        for _ in range(3):
+            assert len(client.post("/predict", **upload(astronaut)).json()) == 1
+    assert len(loads) == 1 and get_detector.cache_info().misses == built
+
+
+def test_unknown_detector_or_engine_fails_at_start_up():
+    from maskmtl_cli.errors import InputError
+
+    for options in ({"detector": "nope"}, {"engine": "nope"}):
+        with pytest.raises(InputError, match="'nope'. Choose one of"):
+            PredictionService(ServeConfig(**options))
+    with pytest.raises(InputError, match="--max-upload-mb must be positive"):
+        PredictionService(ServeConfig(max_upload_mb=0))
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 def test_zero_byte_file(client):

@@ -7,8 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Extra that installs the server's dependencies, as the install hint spells it.
-INSTALL_HINT = "pip install 'maskmtl[serve]'"
+#: How to install the server's dependencies (the ``serve`` extra).
+INSTALL_HINT = ("pip install 'maskmtl[serve]' (in a maskmtl checkout: pip install '.[serve]'; "
+                "or the packages themselves: pip install fastapi uvicorn python-multipart)")
 
 
 def default_workers() -> int:

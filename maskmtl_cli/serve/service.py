@@ -66,38 +66,30 @@ class PredictionService:
         config: The server's options (model, detector, engine, limits, workers).
 
     Raises:
-        InputError: Unknown detector or engine, or a limit that is not positive.
+        InputError: Unknown detector or engine, or a limit out of range.
         ModelError: The model is missing, corrupt or incompatible.
     """
 
     def __init__(self, config: ServeConfig) -> None:
-        from maskmtl_cli.inference import ENGINES, load_model, model_tasks
-        from maskmtl_cli.prediction.detection import check_detector_name, get_detector
-        from maskmtl_cli.prediction.predict import (
-            PredictConfig,
-            default_model_path,
-            detector_engine,
-        )
+        from maskmtl_cli.inference import load_model, model_tasks
+        from maskmtl_cli.prediction.predict import PredictConfig, default_model_path
 
         defaults = {field.name: field.default for field in dataclasses.fields(PredictConfig)}
-        self.config = config
-        self.detector = check_detector_name(config.detector or defaults["detector"])
-        self.engine = config.engine or defaults["engine"]
-        if self.engine not in ENGINES:
-            raise InputError(f"Unknown --engine '{self.engine}'. Choose one of: "
-                             f"{', '.join(ENGINES)}.")
         _check_limits(config)
+        self.config = config
+        self.detector = config.detector or defaults["detector"]
+        self.engine = config.engine or defaults["engine"]
         self.predict_defaults = {"flip": defaults["flip"], "faces": defaults["faces"]}
         started = time.perf_counter()
         self.model_path = Path(config.model) if config.model is not None else default_model_path()
         self.model = load_model(self.model_path, self.engine)
         self.tasks = model_tasks(self.model)
-        get_detector(self.detector, detector_engine(self.engine))  # built once, cached
         self._warm_up()
         self.load_seconds = time.perf_counter() - started
 
     def _warm_up(self) -> None:
-        """One detection and one forward pass, so the first request is as fast as the rest."""
+        """One forward pass and one detection: checks the detector's name and builds it (the
+        prediction core keeps one per process), so the first request is as fast as the rest."""
         import numpy as np
 
         from maskmtl_cli.inference import input_spec, predict_arrays
