@@ -88,7 +88,7 @@ def browser():
     session.quit()
 
 
-def test_page_uploads_the_astronaut_and_shows_one_face(live_server, browser, astronaut_path,
+def test_page_uploads_the_astronaut_and_shows_one_face(browser, live_server, astronaut_path,
                                                        tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
@@ -121,7 +121,7 @@ def test_page_uploads_the_astronaut_and_shows_one_face(live_server, browser, ast
         shutil.copy(screenshot, Path(os.environ["MASKMTL_SERVE_SCREENSHOT"]))
 
 
-def test_page_shows_the_servers_error_for_a_file_that_is_not_a_photo(live_server, browser,
+def test_page_shows_the_servers_error_for_a_file_that_is_not_a_photo(browser, live_server,
                                                                      tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
