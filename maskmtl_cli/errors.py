@@ -35,6 +35,10 @@ class OutputError(MaskmtlError):
     """An output cannot be written: no permission, a read-only file system or a full disk."""
 
 
+class ImageTooLargeError(DataError):
+    """An image has more pixels than a limit allows (a decompression bomb, or just too big)."""
+
+
 class ModelError(MaskmtlError):
     """A model file or run folder is missing, corrupt or incompatible."""
 

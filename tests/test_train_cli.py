@@ -119,7 +119,7 @@ def test_default_manifest_and_run_names_and_reload(dataset, tmp_path, monkeypatc
     # best.keras of a one-epoch run holds the same weights as last.keras's network.
     import keras
 
-    model = inference.load_model("runs/train")
+    model = inference.load_model("runs/train", "keras")  # the .keras file itself
     trainer = keras.saving.load_model("runs/train/last.keras")
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 1), dtype=np.uint8)
     predicted = inference.predict_arrays(model, images)

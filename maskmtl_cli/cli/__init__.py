@@ -1,11 +1,11 @@
 """Command-line interface: one thin command per module, all registered on one Typer app.
 
 Each command builds its config, calls one core function and renders the result. Heavy libraries
-(TensorFlow, Keras, dlib, OpenCV) are imported inside the command bodies so that
+(TensorFlow, Keras, dlib, OpenCV, FastAPI) are imported inside the command bodies so that
 ``maskmtl --help`` stays instant.
 """
 
 from maskmtl_cli.cli.app import app
-from maskmtl_cli.cli import mask, split, train, evaluate, predict  # noqa: F401  (registers commands)
+from maskmtl_cli.cli import mask, split, train, evaluate, predict, serve  # noqa: F401  (registers commands)
 
 __all__ = ["app"]

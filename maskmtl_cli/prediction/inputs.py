@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.errors import DataError, ImageTooLargeError, InputError
 from maskmtl_cli.prediction.alignment import square_crop, to_model_input
 
 #: File suffixes read from folders (case-insensitive). Files named explicitly are always tried.
@@ -42,19 +42,55 @@ def read_image(path: Path) -> np.ndarray:
     """Read a photo as RGB uint8 (H, W, 3), turned upright per its EXIF orientation tag.
 
     Raises:
-        DataError: The file cannot be opened or decoded as an image.
+        DataError: The file cannot be opened or decoded as an image (``ImageTooLargeError``
+            for one over Pillow's decompression-bomb limit).
     """
+    source = io.BytesIO(stdin_bytes()) if Path(path) == STDIN else path
+    return _decode(source, f"'{path}'")
+
+
+def decode_image(data: bytes, name: str = "upload", max_pixels: int | None = None,
+                 formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Decode an encoded photo held in memory, as ``read_image`` reads one from disk.
+
+    Args:
+        data: The encoded file (JPEG, PNG, ...).
+        name: What to call it in error messages.
+        max_pixels: Refuse images with more pixels than this, before decoding them (their
+            size comes from the header), so a small file cannot expand into gigabytes.
+        formats: Pillow format names to accept (e.g. ``("JPEG", "PNG")``); None: any.
+
+    Returns:
+        RGB uint8 (H, W, 3), upright per the EXIF orientation tag.
+
+    Raises:
+        ImageTooLargeError: More than ``max_pixels`` pixels, or over Pillow's own limit.
+        DataError: The bytes are not an image in ``formats``, or cannot be decoded (truncated,
+            corrupt).
+    """
+    return _decode(io.BytesIO(data), f"'{name}'", max_pixels, formats)
+
+
+def _decode(source, label: str, max_pixels: int | None = None,
+            formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Open ``source`` (a path or file object) with Pillow and return its upright RGB pixels."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    source = io.BytesIO(stdin_bytes()) if Path(path) == STDIN else path
     try:
-        with Image.open(source) as opened:
+        with Image.open(source, formats=formats) as opened:
+            width, height = opened.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise ImageTooLargeError(
+                    f"{label} is {width}x{height} pixels ({width * height / 1e6:.1f} "
+                    f"megapixels), over the limit of {max_pixels / 1e6:g} megapixels")
             upright = ImageOps.exif_transpose(opened)
             return np.asarray(upright.convert("RGB"))
     except UnidentifiedImageError:
-        raise DataError(f"'{path}' is not an image format Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise DataError(f"'{path}' cannot be decoded: {error}") from None
+        raise DataError(f"{label} is not an image format Pillow can read") from None
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(f"{label} is too large to decode safely: {error}") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise DataError(f"{label} cannot be decoded: {error}") from None
 
 
 def read_aligned_input(path: Path, size: int, color_mode: str
