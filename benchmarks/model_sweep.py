@@ -49,6 +49,20 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "compact-gap64-ldl": ["--age-loss", "ldl", "--preset", "compact-gap", "--image-size",
                               "64"],
     },
+    # On the best 12-epoch shape of "arch" (wide-gap at 48x48): the age losses again with the
+    # pooled head, then the class and age balancing, weight decay and a larger batch.
+    "recipe": {
+        "wg-l1": ["--preset", "wide-gap", "--age-loss", "l1"],
+        "wg-log-l1": ["--preset", "wide-gap", "--age-loss", "log-l1"],
+        "wg-ldl-rw": ["--preset", "wide-gap", "--age-loss", "ldl", "--age-reweight", "sqrt-inv"],
+        "wg-ldl-la": ["--preset", "wide-gap", "--age-loss", "ldl", "--race-balance",
+                      "logit-adjust"],
+        "wg-ldl-rw-la-wd": ["--preset", "wide-gap", "--age-loss", "ldl", "--age-reweight",
+                            "sqrt-inv", "--race-balance", "logit-adjust", "--weight-decay",
+                            "0.05"],
+        "wg-ldl-b128": ["--preset", "wide-gap", "--age-loss", "ldl", "--batch-size", "128",
+                        "--lr", "2e-3"],
+    },
 }
 
 

@@ -102,3 +102,24 @@ def test_collapse_summary_finds_a_constant_head_and_spares_confident_classes():
     constant = np.full((100, 5), 0.2)
     assert collapse_summary("race", constant)["share"] == 1.0
     assert collapse_summary("gender", np.array([]))["n"] == 0
+
+
+def test_age_balance_weights_favour_rare_ages_and_average_one():
+    from maskmtl_cli.training.data import age_balance_weights
+
+    rng = np.random.default_rng(0)
+    ages = np.concatenate([rng.normal(28, 5, 900), rng.uniform(70, 90, 50)]).clip(0, 116)
+    weights = np.array(age_balance_weights(ages))
+    assert weights.shape == (AGE_BINS,)
+    rounded = np.round(ages).astype(int)
+    assert weights[rounded].mean() == pytest.approx(1.0)
+    assert weights[80] > 2 * weights[28]
+    assert weights.max() <= 10 * weights.min() + 1e-9
+    # In the loss, each sample takes the weight of its rounded true age, in training only.
+    spec = losses.LossSpec(age_bin_weights=tuple(weights))
+    y = {"age": np.array([28.0, 80.0], "float32")}
+    pred = {"age": np.array([[30.0], [70.0]], "float32")}
+    trained = float(np.asarray(losses.task_losses(("age",), y, pred, spec)[0]))
+    plain = float(np.asarray(losses.task_losses(("age",), y, pred, spec, training=False)[0]))
+    assert plain == pytest.approx(6.0)
+    assert trained == pytest.approx((2 * weights[28] + 10 * weights[80]) / 2, rel=1e-5)

@@ -69,6 +69,10 @@ def summary_of(result) -> dict:
         ("hard", "--nonlocal", "age,gender,race", ["--uncertainty-weighting"]),
         ("soft", "--no-nonlocal", "age,race", ["--soft-l2", "0.01", "--color", "rgb"]),
         ("soft", "--nonlocal", "age,gender,race", []),
+        ("hierarchical", "--nonlocal", "age,gender,race",
+         ["--age-loss", "ldl", "--preset", "compact-gap", "--race-balance", "logit-adjust",
+          "--weight-decay", "0.01", "--age-reweight", "sqrt-inv", "--augment"]),
+        ("hard", "--no-nonlocal", "age,race", ["--age-loss", "log-l1"]),
     ],
 )
 def test_every_arch_trains_one_epoch(dataset, tmp_path, arch, nonlocal_flag, tasks, extra):
@@ -79,9 +83,12 @@ def test_every_arch_trains_one_epoch(dataset, tmp_path, arch, nonlocal_flag, tas
     summary = summary_of(result)
     run_dir = Path(summary["run_dir"])
     assert run_dir == tmp_path / "runs" / "train"
-    for name in ("config.json", "best.keras", "last.keras", "history.csv", "curves.png",
-                 "summary.json", "state.json"):
+    for name in ("config.json", "best.keras", "best.onnx", "last.keras", "history.csv",
+                 "curves.png", "summary.json", "state.json"):
         assert (run_dir / name).is_file(), name
+    # best.onnx was checked against best.keras at export, and the collapse check ran.
+    assert set(summary["onnx_parity"]) == set(tasks.split(","))
+    assert set(summary["val_collapse"]) == set(tasks.split(","))
     assert summary["arch"] == arch and summary["nonlocal"] == (nonlocal_flag == "--nonlocal")
     assert summary["tasks"] == tasks.split(",")
     assert summary["epochs_run"] == 1 and summary["status"] == "finished"
@@ -126,7 +133,8 @@ def test_default_manifest_and_run_names_and_reload(dataset, tmp_path, monkeypatc
     direct = trainer.network(images.astype("float32"), training=False)
     np.testing.assert_array_equal(predicted["age"], np.asarray(direct["age"])[:, 0])
     np.testing.assert_array_equal(predicted["race"], np.asarray(direct["race"]))
-    again = inference.predict_arrays(inference.load_model("runs/train/best.keras"), images)
+    again = inference.predict_arrays(inference.load_model("runs/train/best.keras", "keras"),
+                                     images)
     np.testing.assert_array_equal(predicted["gender"], again["gender"])
 
 
@@ -161,7 +169,7 @@ def test_nan_loss_stops_with_the_epoch_named(dataset, tmp_path):
     [
         (["--arch", "pyramid"], "Choose one of: hierarchical, hard, soft"),
         (["--tasks", "age,mood"], "Unknown task 'mood'. Choose any of: age, gender, race"),
-        (["--preset", "huge"], "Choose one of: compact, wide, notebook, tiny"),
+        (["--preset", "huge"], "Choose one of: compact, wide, notebook"),
         (["--loss-weights", "age"], "TASK=WEIGHT"),
         (["--soft-l2", "0.1"], "--arch soft"),
         (["--image-size", "16"], "Image size 16 is too small for --arch hierarchical"),

@@ -15,6 +15,7 @@ from maskmtl_cli.training.config import (
     BACKENDS,
     LR_SCHEDULES,
     PRESET_NAMES,
+    AGE_REWEIGHTS,
     RACE_BALANCES,
     TASKS,
     TrainConfig,
@@ -71,6 +72,9 @@ def train_command(
         help=f"{' | '.join(RACE_BALANCES)}: logit-adjust trains the ethnicity head against the "
              f"class prior so rare classes are predicted. \\[default: {_D.race_balance}]")
     ] = None,
+    age_reweight: Annotated[Optional[str], typer.Option(
+        help=f"{' | '.join(AGE_REWEIGHTS)}: sqrt-inv weighs rare ages (children, the old) more "
+             f"in the age loss. \\[default: {_D.age_reweight}]")] = None,
     weight_decay: Annotated[Optional[float], typer.Option(
         help=f"AdamW weight decay (0: plain Adam). \\[default: {_D.weight_decay:g}]")] = None,
     loss_weights: Annotated[Optional[str], typer.Option(
@@ -134,7 +138,8 @@ def train_command(
         "image_size": image_size, "color_mode": color, "batch_size": batch_size,
         "epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "early_stopping": early_stopping,
         "augment": augment, "age_loss": age_loss, "age_sigma": age_sigma,
-        "race_balance": race_balance, "weight_decay": weight_decay, "loss_weights": loss_weights,
+        "race_balance": race_balance, "age_reweight": age_reweight,
+        "weight_decay": weight_decay, "loss_weights": loss_weights,
         "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,
         "drop_missing": drop_missing, "seed": seed, "backend": backend,
         "mixed_precision": mixed_precision, "jit_compile": jit,

@@ -97,15 +97,23 @@ class LossSpec:
         age_sigma: Width in years of the "ldl" target distribution.
         race_log_prior: Log training prior of the ethnicity classes for logit adjustment, or
             None for the plain cross-entropy.
+        age_bin_weights: Weight of the age loss per whole year of true age (training only),
+            or None for equal weights.
     """
 
     age_loss: str = "l1"
     age_sigma: float = 2.5
     race_log_prior: tuple[float, ...] | None = None
+    age_bin_weights: tuple[float, ...] | None = None
 
 
-def task_losses(tasks, y_true: dict, y_pred: dict, spec: LossSpec = LossSpec()) -> list:
-    """Mean training loss of each task, in the order of ``tasks`` (scalars, float32)."""
+def task_losses(tasks, y_true: dict, y_pred: dict, spec: LossSpec = LossSpec(),
+                training: bool = True) -> list:
+    """Mean loss of each task, in the order of ``tasks`` (scalars, float32).
+
+    ``spec.age_bin_weights`` weigh the age loss only when ``training``: validation losses stay
+    plain means, so runs with and without reweighting select their best epoch alike.
+    """
     losses = []
     for task in tasks:
         if task == "age" and spec.age_loss == "ldl":
@@ -117,8 +125,18 @@ def task_losses(tasks, y_true: dict, y_pred: dict, spec: LossSpec = LossSpec()) 
             loss = adjusted_race_loss(y_true["race"], y_pred["race"], spec.race_log_prior)
         else:
             loss = TASK_LOSSES[task](y_true[task], y_pred[task])
+        if task == "age" and training and spec.age_bin_weights is not None:
+            loss = loss * age_weights(y_true["age"], spec.age_bin_weights)
         losses.append(ops.mean(loss))
     return losses
+
+
+def age_weights(y_true, bin_weights):
+    """Each sample's weight: the weight of its true age rounded to a whole year."""
+    table = ops.convert_to_tensor(bin_weights, dtype="float32")
+    index = ops.clip(ops.round(ops.reshape(ops.cast(y_true, "float32"), (-1,))), 0,
+                     len(bin_weights) - 1)
+    return ops.take(table, ops.cast(index, "int32"))
 
 
 def monitored_losses(tasks, y_true: dict, y_pred: dict) -> list:

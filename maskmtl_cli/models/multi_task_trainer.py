@@ -55,6 +55,7 @@ class MultiTaskTrainer(keras.Model):
         age_sigma: Width in years of the "ldl" target distribution.
         race_log_prior: Log training prior of the ethnicity classes for logit adjustment, or
             None for the plain cross-entropy.
+        age_bin_weights: Training weight of the age loss per whole year of age, or None.
         augment: Random flip, shift and brightness on training batches.
         seed: Seed of the augmentation.
         **kwargs: Standard model arguments (``name``).
@@ -77,6 +78,7 @@ class MultiTaskTrainer(keras.Model):
         age_loss: str = "l1",
         age_sigma: float = 2.5,
         race_log_prior=None,
+        age_bin_weights=None,
         augment: bool = False,
         seed: int = 0,
         **kwargs,
@@ -87,9 +89,12 @@ class MultiTaskTrainer(keras.Model):
         self.age_sigma = float(age_sigma)
         self.race_log_prior = (None if race_log_prior is None
                                else [float(value) for value in race_log_prior])
-        self.loss_spec = LossSpec(age_loss, self.age_sigma,
-                                  None if self.race_log_prior is None
-                                  else tuple(self.race_log_prior))
+        self.age_bin_weights = (None if age_bin_weights is None
+                                else [float(value) for value in age_bin_weights])
+        self.loss_spec = LossSpec(
+            age_loss, self.age_sigma,
+            None if self.race_log_prior is None else tuple(self.race_log_prior),
+            None if self.age_bin_weights is None else tuple(self.age_bin_weights))
         self.augment = bool(augment)
         self.seed = int(seed)
         self.augmentation = build_augmentation(self.seed) if self.augment else None
@@ -125,7 +130,7 @@ class MultiTaskTrainer(keras.Model):
         return self.network(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        losses = task_losses(self.tasks, y, y_pred, self.loss_spec)
+        losses = task_losses(self.tasks, y, y_pred, self.loss_spec, training=bool(training))
         if self.uncertainty is not None:
             total = self.uncertainty(losses)
         else:
@@ -172,6 +177,7 @@ class MultiTaskTrainer(keras.Model):
                 "age_loss": self.age_loss,
                 "age_sigma": self.age_sigma,
                 "race_log_prior": self.race_log_prior,
+                "age_bin_weights": self.age_bin_weights,
                 "augment": self.augment,
                 "seed": self.seed,
             }

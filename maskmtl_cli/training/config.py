@@ -26,6 +26,10 @@ AGE_LOSSES = ("l1", "log-l1", "ldl")
 #: Class balancing of the ethnicity loss: none, or logit adjustment by the training prior
 #: (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021).
 RACE_BALANCES = ("none", "logit-adjust")
+#: Reweighting of the age loss by how common each age is in the training labels: none, or the
+#: inverse square root of the kernel-smoothed label density ("label distribution smoothing",
+#: Yang et al., "Delving into Deep Imbalanced Regression", ICML 2021).
+AGE_REWEIGHTS = ("none", "sqrt-inv")
 #: Default strength of the soft-sharing L2 penalty (``--arch soft``).
 DEFAULT_SOFT_L2 = 1e-3
 #: Default task weights: age L1 is in years (a typical MAE of 5-8) while the two
@@ -62,6 +66,8 @@ class TrainConfig:
         age_sigma: Standard deviation in years of the Gaussian label distribution ("ldl").
         race_balance: "none" or "logit-adjust" (the ethnicity loss adds the log training prior
             to the logits, so rare classes such as "Others" are not drowned out).
+        age_reweight: "none" or "sqrt-inv" (rare ages, children and the old, weigh more in the
+            age loss, against the pull towards the mean age).
         weight_decay: Decoupled weight decay (AdamW) per step; 0 is plain Adam.
         loss_weights: Fixed weight of each task loss (the age default depends on age_loss).
         uncertainty_weighting: Learn the task weights instead (Kendall et al., CVPR 2018).
@@ -97,6 +103,7 @@ class TrainConfig:
     age_loss: str = "l1"
     age_sigma: float = 2.5
     race_balance: str = "none"
+    age_reweight: str = "none"
     weight_decay: float = 0.0
     loss_weights: dict[str, float] = field(default_factory=dict)
     uncertainty_weighting: bool = False
@@ -119,6 +126,7 @@ class TrainConfig:
         _check_choice("lr-schedule", self.lr_schedule, LR_SCHEDULES)
         _check_choice("age-loss", self.age_loss, AGE_LOSSES)
         _check_choice("race-balance", self.race_balance, RACE_BALANCES)
+        _check_choice("age-reweight", self.age_reweight, AGE_REWEIGHTS)
         if self.backend is not None:
             _check_choice("backend", self.backend, BACKENDS)
         tasks = parse_tasks(self.tasks)

@@ -39,6 +39,25 @@ class TrainingData:
     warnings: list[str] = field(default_factory=list)  # for people: data too small to trust
 
 
+def age_balance_weights(ages: np.ndarray, bins: int = 117, sigma: float = 2.0,
+                        largest: float = 10.0) -> tuple[float, ...]:
+    """Age-loss weight per whole year: the inverse square root of the smoothed label density.
+
+    The ages' histogram over ``0..bins-1`` is smoothed with a Gaussian kernel (``sigma``
+    years), each year gets ``density ** -0.5`` (at most ``largest`` times the smallest weight),
+    and the weights are scaled so that the training samples' mean weight is 1.
+    """
+    ages = np.clip(np.round(np.asarray(ages, float)), 0, bins - 1).astype(int)
+    histogram = np.bincount(ages, minlength=bins).astype(float)
+    offsets = np.arange(-int(4 * sigma), int(4 * sigma) + 1)
+    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
+    density = np.convolve(histogram, kernel / kernel.sum(), mode="same")
+    weights = 1.0 / np.sqrt(np.maximum(density, density[density > 0].min()))
+    weights = np.minimum(weights, largest * weights.min())
+    weights /= weights[ages].mean()
+    return tuple(float(value) for value in weights)
+
+
 def resolve_manifest(manifest: str | Path) -> Path:
     """Absolute path of an existing manifest; InputError saying how to make one otherwise."""
     path = Path(manifest).expanduser()

@@ -259,6 +259,11 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
     race_log_prior = None
     if cfg.race_balance == "logit-adjust" and "race" in cfg.tasks:
         race_log_prior = [math.log(share) for share in data.race_prior]
+    age_bin_weights = None
+    if cfg.age_reweight == "sqrt-inv" and "age" in cfg.tasks:
+        from maskmtl_cli.training.data import age_balance_weights
+
+        age_bin_weights = age_balance_weights(data.train_targets["age"])
     trainer = MultiTaskTrainer(
         network,
         cfg.tasks,
@@ -268,6 +273,7 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
         age_loss=cfg.age_loss,
         age_sigma=cfg.age_sigma,
         race_log_prior=race_log_prior,
+        age_bin_weights=age_bin_weights,
         augment=cfg.augment,
         seed=cfg.seed,
         name="trainer",
