@@ -49,19 +49,19 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "compact-gap64-ldl": ["--age-loss", "ldl", "--preset", "compact-gap", "--image-size",
                               "64"],
     },
-    # On the best 12-epoch shape of "arch" (wide-gap at 48x48): the age losses again with the
+    # On the best 12-epoch shape of "arch" (deep at 48x48): the age losses again with the
     # pooled head, then the class and age balancing, weight decay and a larger batch.
     "recipe": {
-        "wg-l1": ["--preset", "wide-gap", "--age-loss", "l1"],
-        "wg-log-l1": ["--preset", "wide-gap", "--age-loss", "log-l1"],
-        "wg-ldl-rw": ["--preset", "wide-gap", "--age-loss", "ldl", "--age-reweight", "sqrt-inv"],
-        "wg-ldl-la": ["--preset", "wide-gap", "--age-loss", "ldl", "--race-balance",
-                      "logit-adjust"],
-        "wg-ldl-rw-la-wd": ["--preset", "wide-gap", "--age-loss", "ldl", "--age-reweight",
-                            "sqrt-inv", "--race-balance", "logit-adjust", "--weight-decay",
-                            "0.05"],
-        "wg-ldl-b128": ["--preset", "wide-gap", "--age-loss", "ldl", "--batch-size", "128",
-                        "--lr", "2e-3"],
+        "deep-l1": ["--preset", "deep", "--age-loss", "l1"],
+        "deep-log-l1": ["--preset", "deep", "--age-loss", "log-l1"],
+        "deep-ldl-rw": ["--preset", "deep", "--age-loss", "ldl", "--age-reweight", "sqrt-inv"],
+        "deep-ldl-la": ["--preset", "deep", "--age-loss", "ldl", "--race-balance",
+                        "logit-adjust"],
+        "deep-ldl-rw-la-wd": ["--preset", "deep", "--age-loss", "ldl", "--age-reweight",
+                              "sqrt-inv", "--race-balance", "logit-adjust", "--weight-decay",
+                              "0.05"],
+        "deep-ldl-b128": ["--preset", "deep", "--age-loss", "ldl", "--batch-size", "128",
+                          "--lr", "2e-3"],
     },
 }
 
