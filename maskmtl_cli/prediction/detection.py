@@ -24,14 +24,15 @@ import numpy as np
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.schema import DEFAULT_DETECTOR, DETECTOR_HELP, DETECTORS  # noqa: F401
 
-#: RetinaFace's default score threshold, chosen on masked-face canvases (docs/predict.md):
-#: recall on them stays flat down to about here while false detections start to rise.
-RETINAFACE_THRESHOLD = 0.5
-#: RetinaFace (MobileNet-0.25) misses many masked faces under about 80 pixels: on the canvases
-#: of benchmarks/bench_detection.py it found 28% of 40-60 px faces at their size and 92% when
-#: the photo was enlarged twice. Photos are scaled so that a face of ``min_face`` pixels becomes
-#: this many (the default ``min_face`` of 20 doubles the photo).
-_RETINAFACE_FACE_PX = 40
+#: RetinaFace's default score threshold, chosen on masked-face canvases (docs/predict.md): the
+#: highest of 0.3, 0.4, ... 0.95 that keeps recall at 98% or more there with a margin.
+RETINAFACE_THRESHOLD = 0.6
+#: RetinaFace (MobileNet-0.25) misses many masked faces under about 100 pixels: on the
+#: canvases of benchmarks/bench_detection.py it found 28% of 40-60 px faces at their own size.
+#: Photos are scaled so that a face of ``min_face`` pixels becomes this many (the default
+#: ``min_face`` of 20 enlarges them 2.4 times): with 40 instead, 40-80 px faces were found
+#: 90.4% of the time, with 48 94.9%, with 56 97.4% at twice the cost (docs/predict.md).
+_RETINAFACE_FACE_PX = 48
 #: Longest side RetinaFace searches after that scaling: larger photos are searched at this
 #: size, so their smallest faces can be missed (a larger --min-face says so explicitly).
 _RETINAFACE_MAX_SIDE = 2048
