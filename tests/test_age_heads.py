@@ -123,3 +123,17 @@ def test_age_balance_weights_favour_rare_ages_and_average_one():
     plain = float(np.asarray(losses.task_losses(("age",), y, pred, spec, training=False)[0]))
     assert plain == pytest.approx(6.0)
     assert trained == pytest.approx((2 * weights[28] + 10 * weights[80]) / 2, rel=1e-5)
+
+
+def test_a_run_saved_before_the_new_settings_resumes_as_it_trained(tmp_path):
+    import json
+
+    from maskmtl_cli.training.config import LEGACY_SETTINGS, TrainConfig
+
+    old = TrainConfig().to_dict()
+    for key in LEGACY_SETTINGS:
+        old.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    loaded = TrainConfig.load(tmp_path / "config.json")
+    assert (loaded.age_loss, loaded.race_balance, loaded.age_reweight, loaded.weight_decay) == (
+        "l1", "none", "none", 0.0)

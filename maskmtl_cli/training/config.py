@@ -40,6 +40,12 @@ DEFAULT_LOSS_WEIGHTS = {"age": 0.1, "gender": 1.0, "race": 1.0}
 DEFAULT_AGE_WEIGHT = {"l1": 0.1, "log-l1": 1.0, "ldl": 1.0}
 
 
+#: What settings added after the first release were, in effect, before they existed: a saved
+#: config.json without them resumes with these, not with today's defaults.
+LEGACY_SETTINGS = {"age_loss": "l1", "age_sigma": 2.5, "race_balance": "none",
+                   "age_reweight": "none", "weight_decay": 0.0}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Resolved settings of one training run (saved as ``config.json`` in the run folder).
@@ -194,6 +200,8 @@ class TrainConfig:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
             known = {f.name for f in dataclasses.fields(cls)}
+            # Runs saved before a setting existed trained the way it did then.
+            data = {**LEGACY_SETTINGS, **data}
             return cls(**{key: value for key, value in data.items() if key in known})
         except (OSError, ValueError, TypeError) as error:
             raise InputError(
