@@ -18,7 +18,6 @@ import argparse
 import os
 from pathlib import Path
 
-import numpy as np
 
 BANDS = ((0, 10), (10, 20), (20, 30), (30, 60), (60, 200))
 
