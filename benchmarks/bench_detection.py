@@ -6,12 +6,15 @@ Every image of a `maskmtl mask` output folder of UTKFace's 200x200 crops (``--ma
 them are rotated by up to +-20 degrees first. Canvases are made on the fly from ``--seed`` (the
 same canvases for every detector) and never written.
 
+Canvases are made again for each pass (a few ms each) rather than held in memory.
+
 A face counts as found when a detection's centre lies inside the true face box and its width
 is 0.5-2x the true face width; other detections are false positives. RetinaFace runs at a low
 threshold once, so the table covers every threshold; MTCNN runs at its own defaults. Then, with
-``--model``, the faces RetinaFace found are aligned with each border mode (``alignment.py``)
-and scored against their UTKFace labels, on the faces whose aligned crop reaches past the
-canvas edge (where the mode matters) and on all of them.
+``--model``, the same faces are pasted against a canvas edge, found by RetinaFace at its
+default threshold, aligned with each border mode (``alignment.py``) and scored against their
+UTKFace labels, on the faces whose aligned crop reaches past the edge (where the mode matters)
+and on all of them.
 
 Usage (repository root; a full run of 9,780 canvases takes about half an hour for MTCNN):
 
@@ -47,8 +50,9 @@ class Canvas:
     face_size: float
 
 
-def make_canvas(files: list[Path], index: int, seed: int) -> Canvas:
-    """Canvas ``index``: face ``files[index]`` on a background made of another file."""
+def make_canvas(files: list[Path], index: int, seed: int, edge: bool = False) -> Canvas:
+    """Canvas ``index``: face ``files[index]`` on a background made of another file (with
+    ``edge``, pasted against one of the four canvas edges)."""
     import cv2
 
     rng = np.random.default_rng([seed, index])
@@ -70,6 +74,10 @@ def make_canvas(files: list[Path], index: int, seed: int) -> Canvas:
     width, height = CANVAS
     x = int(rng.integers(0, width - side + 1))
     y = int(rng.integers(0, height - side + 1))
+    if edge:
+        side_index = index % 4
+        x = 0 if side_index == 0 else width - side if side_index == 1 else x
+        y = 0 if side_index == 2 else height - side if side_index == 3 else y
     weight = (alpha.astype(np.float32) / 255)[:, :, None]
     region = background[y:y + side, x:x + side].astype(np.float32)
     background[y:y + side, x:x + side] = (weight * crop + (1 - weight) * region).astype(np.uint8)
@@ -94,18 +102,27 @@ def match(box: tuple[float, ...], detections: list) -> tuple[object | None, int]
     return hit, false
 
 
-def run_detector(name: str, canvases, threshold: float | None = None) -> dict:
-    """Detections per canvas for one detector, with the time spent detecting."""
+def canvases_of(files: list[Path], seed: int, edge: bool = False):
+    """Every canvas, made one at a time."""
+    for index in range(len(files)):
+        yield make_canvas(files, index, seed, edge)
+
+
+def run_detector(name: str, files: list[Path], seed: int, threshold: float | None = None):
+    """Detections per canvas for one detector, the canvases (without their pixels) and the
+    time spent detecting."""
     from maskmtl_cli.prediction.detection import get_detector
 
     detector = get_detector(name, threshold) if name == "retinaface" else get_detector(name)
-    found, seconds = [], 0.0
-    for canvas in canvases:
+    found, canvases, seconds = [], [], 0.0
+    for canvas in canvases_of(files, seed):
         start = time.perf_counter()
         faces = detector.detect(canvas.image, 20)
         seconds += time.perf_counter() - start
         found.append(faces)
-    return {"faces": found, "seconds": seconds}
+        canvas.image = None
+        canvases.append(canvas)
+    return {"faces": found, "seconds": seconds, "canvases": canvases}
 
 
 def report(name: str, canvases, detections, threshold: float | None = None) -> None:
@@ -128,17 +145,22 @@ def report(name: str, canvases, detections, threshold: float | None = None) -> N
           f"false detections {false / len(canvases):.3f} per canvas; by face size: {by_size}")
 
 
-def score_borders(model_path: Path, canvases, detections, labels) -> None:
-    """Model metrics on RetinaFace's aligned faces with each border mode."""
+def score_borders(model_path: Path, files: list[Path], seed: int, labels) -> None:
+    """Model metrics on RetinaFace's aligned faces with each border mode, on canvases whose
+    face touches an edge (so most aligned crops reach past it)."""
     from maskmtl_cli.inference import input_spec, load_model, predict_arrays
     from maskmtl_cli.prediction.alignment import BORDER_MODES, align_face, alignment_matrix
     from maskmtl_cli.prediction.alignment import to_model_input
 
+    from maskmtl_cli.prediction.detection import get_detector
+
     model = load_model(model_path)
     size, colour = input_spec(model)
-    rows, past_edge = [], []
-    for canvas, faces in zip(canvases, detections):
-        hit, _ = match(canvas.box, faces)
+    detector = get_detector("retinaface")
+    inputs = {border: [] for border in BORDER_MODES}
+    truth, past_edge = [], []
+    for canvas in canvases_of(files, seed, edge=True):
+        hit, _ = match(canvas.box, detector.detect(canvas.image, 20))
         if hit is None or canvas.name not in labels:
             continue
         matrix = alignment_matrix(hit, 200)
@@ -148,15 +170,16 @@ def score_borders(model_path: Path, canvases, detections, labels) -> None:
         height, width = canvas.image.shape[:2]
         past_edge.append(bool((corners[0] < 0).any() or (corners[0] > width).any()
                               or (corners[1] < 0).any() or (corners[1] > height).any()))
-        rows.append((canvas, hit))
-    past_edge = np.array(past_edge)
-    truth = np.array([labels[canvas.name] for canvas, _ in rows], float)
-    print(f"\nBorder modes: {len(rows)} faces found and labelled, {past_edge.sum()} of them with "
-          f"an aligned crop that reaches past the canvas edge (model {model_path}):")
+        truth.append(labels[canvas.name])
+        for border in BORDER_MODES:
+            inputs[border].append(to_model_input(align_face(canvas.image, hit, border), size,
+                                                 colour))
+    past_edge, truth = np.array(past_edge), np.array(truth, float)
+    print(f"\nBorder modes, the same faces pasted against a canvas edge: {len(truth)} found "
+          f"and labelled, {past_edge.sum()} of them with an aligned crop that reaches past the "
+          f"edge (model {model_path}):")
     for border in BORDER_MODES:
-        inputs = np.stack([to_model_input(align_face(canvas.image, hit, border), size, colour)
-                           for canvas, hit in rows])
-        outputs = predict_arrays(model, inputs)
+        outputs = predict_arrays(model, np.stack(inputs[border]))
         gender = (outputs["gender"] >= 0.5).astype(int) == truth[:, 1]
         race = outputs["race"].argmax(axis=1) == truth[:, 2]
         error = np.abs(outputs["age"] - truth[:, 0])
@@ -193,11 +216,11 @@ def main() -> None:
     print(f"{len(files)} masked crops from {args.masked}; canvases {CANVAS[0]}x{CANVAS[1]}, "
           f"faces {FACE_RANGE[0]}-{FACE_RANGE[1]} px, a third rotated by up to 20 degrees, "
           f"seed {args.seed}; cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
-    canvases = [make_canvas(files, index, args.seed) for index in range(len(files))]
     results = {}
     for name in [part.strip() for part in args.detectors.split(",") if part.strip()]:
         low = min(THRESHOLDS) if name == "retinaface" else None
-        results[name] = run_detector(name, canvases, low)
+        results[name] = run_detector(name, files, args.seed, low)
+        canvases = results[name]["canvases"]
         per_canvas = 1000 * results[name]["seconds"] / len(canvases)
         print(f"\n{name}: {per_canvas:.1f} ms per canvas")
         if name == "retinaface":
@@ -205,12 +228,8 @@ def main() -> None:
                 report(name, canvases, results[name]["faces"], threshold)
         else:
             report(name, canvases, results[name]["faces"])
-    if args.model and "retinaface" in results:
-        from maskmtl_cli.prediction.detection import RETINAFACE_THRESHOLD
-
-        kept = [[f for f in faces if f.score >= RETINAFACE_THRESHOLD]
-                for faces in results["retinaface"]["faces"]]
-        score_borders(args.model, canvases, kept, read_labels(files))
+    if args.model:
+        score_borders(args.model, files, args.seed, read_labels(files))
     print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
