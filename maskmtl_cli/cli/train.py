@@ -72,6 +72,9 @@ def train_command(
         help=f"{' | '.join(RACE_BALANCES)}: logit-adjust trains the ethnicity head against the "
              f"class prior so rare classes are predicted. \\[default: {_D.race_balance}]")
     ] = None,
+    race_tau: Annotated[Optional[float], typer.Option(
+        help=f"Strength of --race-balance logit-adjust: 1 the full log prior, smaller milder. "
+             f"\\[default: {_D.race_tau:g}]")] = None,
     age_reweight: Annotated[Optional[str], typer.Option(
         help=f"{' | '.join(AGE_REWEIGHTS)}: sqrt-inv weighs rare ages (children, the old) more "
              f"in the age loss. \\[default: {_D.age_reweight}]")] = None,
@@ -138,7 +141,7 @@ def train_command(
         "image_size": image_size, "color_mode": color, "batch_size": batch_size,
         "epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "early_stopping": early_stopping,
         "augment": augment, "age_loss": age_loss, "age_sigma": age_sigma,
-        "race_balance": race_balance, "age_reweight": age_reweight,
+        "race_balance": race_balance, "race_tau": race_tau, "age_reweight": age_reweight,
         "weight_decay": weight_decay, "loss_weights": loss_weights,
         "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,
         "drop_missing": drop_missing, "seed": seed, "backend": backend,

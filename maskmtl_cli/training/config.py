@@ -72,6 +72,7 @@ class TrainConfig:
         age_sigma: Standard deviation in years of the Gaussian label distribution ("ldl").
         race_balance: "none" or "logit-adjust" (the ethnicity loss adds the log training prior
             to the logits, so rare classes such as "Others" are not drowned out).
+        race_tau: Strength of the logit adjustment (0 none, 1 the full log prior).
         age_reweight: "none" or "sqrt-inv" (rare ages, children and the old, weigh more in the
             age loss, against the pull towards the mean age).
         weight_decay: Decoupled weight decay (AdamW) per step; 0 is plain Adam.
@@ -109,6 +110,7 @@ class TrainConfig:
     age_loss: str = "l1"
     age_sigma: float = 2.5
     race_balance: str = "none"
+    race_tau: float = 1.0
     age_reweight: str = "none"
     weight_decay: float = 0.0
     loss_weights: dict[str, float] = field(default_factory=dict)
@@ -155,6 +157,8 @@ class TrainConfig:
         if not (math.isfinite(self.age_sigma) and self.age_sigma > 0):
             raise InputError(f"--age-sigma must be a positive number of years; got "
                              f"{self.age_sigma}.")
+        if not (math.isfinite(self.race_tau) and self.race_tau >= 0):
+            raise InputError(f"--race-tau must be 0 or more; got {self.race_tau}.")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise InputError(f"--weight-decay must be 0 or more; got {self.weight_decay}.")
         if self.early_stopping < 0:

@@ -258,7 +258,7 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
     )
     race_log_prior = None
     if cfg.race_balance == "logit-adjust" and "race" in cfg.tasks:
-        race_log_prior = [math.log(share) for share in data.race_prior]
+        race_log_prior = [cfg.race_tau * math.log(share) for share in data.race_prior]
     age_bin_weights = None
     if cfg.age_reweight == "sqrt-inv" and "age" in cfg.tasks:
         from maskmtl_cli.training.data import age_balance_weights
