@@ -20,7 +20,9 @@ from maskmtl_cli.models.architectures import soft_sharing_groups
 from maskmtl_cli.models.losses import (
     LossSpec,
     UncertaintyWeighting,
+    batch_mean,
     monitored_losses,
+    replicas_in_sync,
     soft_sharing_penalty,
     task_losses,
     weighted_sum,
@@ -140,6 +142,11 @@ class MultiTaskTrainer(keras.Model):
             total = total + self.soft_l2 * soft_sharing_penalty(groups)
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
+        replicas = replicas_in_sync()
+        if replicas > 1:
+            # tf.distribute sums the replicas' gradients: each returns its share of the mean,
+            # as Keras' own losses do (Keras reports the loss multiplied back).
+            total = total / replicas
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -148,7 +155,7 @@ class MultiTaskTrainer(keras.Model):
         # name, which starts with the age, so val age MAE read 0.4 years too high).
         batch = ops.cast(ops.shape(y_pred[self.tasks[0]])[0], "float32")
         for tracker, loss in zip(self.task_trackers, monitored_losses(self.tasks, y, y_pred)):
-            tracker.update_state(ops.mean(loss), sample_weight=batch)
+            tracker.update_state(batch_mean(loss), sample_weight=batch)
         if self.gender_accuracy is not None:
             self.gender_accuracy.update_state(
                 ops.reshape(ops.cast(y["gender"], "float32"), (-1, 1)), y_pred["gender"]
