@@ -16,10 +16,6 @@ Task losses are combined either with fixed weights or with learned homoscedastic
 weights (Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
 Geometry and Semantics", CVPR 2018). Soft parameter sharing ties the per-task encoders with an
 L2 penalty between corresponding weights (Duong et al., ACL 2015; Ruder, arXiv:1706.05098).
-
-Under ``tf.distribute`` (``train --devices N`` on TensorFlow) each replica computes these on its
-share of the batch; a short last batch can leave a replica none, so ``batch_mean`` is 0 there
-instead of NaN. On one device it is the plain mean, unchanged.
 """
 
 from __future__ import annotations
@@ -131,26 +127,8 @@ def task_losses(tasks, y_true: dict, y_pred: dict, spec: LossSpec = LossSpec(),
             loss = TASK_LOSSES[task](y_true[task], y_pred[task])
         if task == "age" and training and spec.age_bin_weights is not None:
             loss = loss * age_weights(y_true["age"], spec.age_bin_weights)
-        losses.append(batch_mean(loss))
+        losses.append(ops.mean(loss))
     return losses
-
-
-def replicas_in_sync() -> int:
-    """Replicas a TensorFlow step runs on at once (``tf.distribute``); 1 on other backends."""
-    if keras.backend.backend() != "tensorflow":
-        return 1  # JAX's DataParallel computes the loss over the whole batch
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def batch_mean(values):
-    """Mean over a (replica's) batch: ``ops.mean`` on one device, 0 for an empty batch on
-    several."""
-    if replicas_in_sync() == 1:
-        return ops.mean(values)
-    count = ops.cast(ops.size(values), "float32")
-    return ops.sum(ops.cast(values, "float32")) / ops.maximum(count, 1.0)
 
 
 def age_weights(y_true, bin_weights):

@@ -20,9 +20,7 @@ from maskmtl_cli.models.architectures import soft_sharing_groups
 from maskmtl_cli.models.losses import (
     LossSpec,
     UncertaintyWeighting,
-    batch_mean,
     monitored_losses,
-    replicas_in_sync,
     soft_sharing_penalty,
     task_losses,
     weighted_sum,
@@ -41,6 +39,16 @@ def build_augmentation(seed: int) -> keras.Sequential:
         ],
         name="augmentation",
     )
+
+
+def _replicas_in_sync() -> int:
+    """Replicas a TensorFlow step runs on at once (``tf.distribute``, ``train --devices``);
+    1 on other backends (JAX's DataParallel computes the loss over the whole batch)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
 
 
 @keras.saving.register_keras_serializable(package="maskmtl")
@@ -142,7 +150,7 @@ class MultiTaskTrainer(keras.Model):
             total = total + self.soft_l2 * soft_sharing_penalty(groups)
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
-        replicas = replicas_in_sync()
+        replicas = _replicas_in_sync()
         if replicas > 1:
             # tf.distribute sums the replicas' gradients: each returns its share of the mean,
             # as Keras' own losses do (Keras reports the loss multiplied back).
@@ -155,7 +163,7 @@ class MultiTaskTrainer(keras.Model):
         # name, which starts with the age, so val age MAE read 0.4 years too high).
         batch = ops.cast(ops.shape(y_pred[self.tasks[0]])[0], "float32")
         for tracker, loss in zip(self.task_trackers, monitored_losses(self.tasks, y, y_pred)):
-            tracker.update_state(batch_mean(loss), sample_weight=batch)
+            tracker.update_state(ops.mean(loss), sample_weight=batch)
         if self.gender_accuracy is not None:
             self.gender_accuracy.update_state(
                 ops.reshape(ops.cast(y["gender"], "float32"), (-1, 1)), y_pred["gender"]
