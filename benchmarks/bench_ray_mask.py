@@ -5,8 +5,11 @@ folder, then runs the real CLI in a fresh process per run, ``--aligned --seed 0 
 
 * ``local``: the local process pool, ``--workers 2``;
 * ``ray N``: a one-machine Ray cluster on 127.0.0.1 offering N CPUs (``ray start --head
-  --num-cpus N``, started before and ended after its runs; its start-up is timed apart), with
-  ``--ray ADDRESS``.
+  --num-cpus N``; both clusters are started first, their start-up timed apart, and ended at the
+  end), with ``--ray ADDRESS``.
+
+The settings take turns, ``--repeats`` rounds, so that the load of other jobs on the machine
+drifts over all of them alike; each ``mask`` process runs in a session of its own.
 
 Per run it prints images/s while processing (from the summary: models loaded, for Ray from the
 first task submitted to the last record back) and end to end (process start to exit: Python
@@ -61,7 +64,11 @@ def run_once(inputs: Path, output: Path, extra: list[str], env: dict) -> tuple[d
     command = [sys.executable, "-m", "maskmtl_cli", "mask", str(inputs), str(output),
                "--aligned", "--seed", "0", "--overwrite", "--json", *extra]
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
+    # A session of its own, like the Ray cluster's processes: with the kernel's autogroup
+    # scheduling, each session shares the CPUs with other sessions' jobs as one group, so a
+    # `mask` run in the benchmark's own session would get a smaller share than the cluster.
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600,
+                            start_new_session=True)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"maskmtl mask failed ({result.returncode}):\n{result.stderr[-2000:]}")
@@ -81,24 +88,26 @@ def main() -> None:
                os.environ.get("PYTHONPATH")])])}
     print(f"# maskmtl mask --aligned on {args.count} 200x200 crops, {os.cpu_count()} CPUs, "
           f"load average before: {os.getloadavg()[0]:.2f}")
-    print(f"{'setting':<22} {'img/s':>7} {'e2e img/s':>9} {'wall s':>7}  identical")
+    print(f"{'setting':<22} {'img/s':>7} {'e2e img/s':>9} {'wall s':>7}  identical  load")
     rates: dict[str, list[float]] = {}
+    clusters: list[LocalRayCluster] = []
     with tempfile.TemporaryDirectory(prefix="bench_ray_mask_") as temp:
         inputs = Path(temp) / "in"
         count = link_inputs(args.data, inputs, args.count)
         reference = None
-        settings = [("local, 2 workers", None, ["--workers", "2"]), ("ray, 2 workers", 2, []),
-                    ("ray, 1 worker", 1, [])]
-        for label, cpus, extra in settings:
-            cluster = None
-            if cpus is not None:
+        try:
+            settings = [("local, 2 workers", ["--workers", "2"])]
+            for cpus in (2, 1):
                 started = time.perf_counter()
                 cluster = LocalRayCluster(cpus, env={"PYTHONPATH": env["PYTHONPATH"]}).start()
+                clusters.append(cluster)
+                label = f"ray, {cpus} worker{'s' if cpus > 1 else ''}"
                 print(f"# {label}: cluster started in {time.perf_counter() - started:.1f} s",
                       flush=True)
-                extra = ["--ray", cluster.address]
-            try:
-                for _ in range(args.repeats):
+                settings.append((label, ["--ray", cluster.address]))
+            # Interleaved, so that the load of other jobs drifts over every setting alike.
+            for _ in range(args.repeats):
+                for label, extra in settings:
                     output = Path(temp) / "out"
                     summary, wall = run_once(inputs, output, extra, env)
                     assert summary["processed"] == count, summary
@@ -107,14 +116,17 @@ def main() -> None:
                     rates.setdefault(label, []).append(summary["images_per_s"])
                     rates.setdefault(f"{label} e2e", []).append(count / wall)
                     print(f"{label:<22} {summary['images_per_s']:7.1f} {count / wall:9.1f} "
-                          f"{wall:7.1f}  {same == reference}", flush=True)
-            finally:
-                if cluster is not None:
-                    cluster.stop()
+                          f"{wall:7.1f}  {same == reference}  load {os.getloadavg()[0]:.1f}",
+                          flush=True)
+        finally:
+            for cluster in clusters:
+                cluster.stop()
     median = {label: statistics.median(values) for label, values in rates.items()}
     for kind, suffix in (("processing", ""), ("end to end", " e2e")):
         ray2, ray1 = median[f"ray, 2 workers{suffix}"], median[f"ray, 1 worker{suffix}"]
         local = median[f"local, 2 workers{suffix}"]
+        print(f"# {kind}, median img/s: local pool 2 workers {local:.1f}, ray 2 workers "
+              f"{ray2:.1f}, ray 1 worker {ray1:.1f}")
         print(f"# {kind}: ray 2 workers / ray 1 worker = {ray2 / ray1:.2f}; "
               f"ray 2 workers / local pool 2 workers = {ray2 / local:.2f}")
     print(f"# load average after: {os.getloadavg()[0]:.2f}")

@@ -155,3 +155,18 @@ def test_bad_device_counts_fail_clearly(tmp_path, devices, expected):
     assert result.exit_code == 1, result.output
     assert expected in " ".join(result.stderr.split())
     assert not (tmp_path / "runs").exists()
+
+
+def test_several_tensorflow_hosts_are_refused_with_the_way_out(tmp_path, monkeypatch):
+    manifest = write_dataset(tmp_path / "data", count=24)
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0}}))
+    result = CliRunner().invoke(app, ["train", str(manifest), "--preset", "tiny",
+                                      "--image-size", "32", "--epochs", "1", "--no-progress",
+                                      "--project", str(tmp_path / "runs"), "--devices", "auto"])
+    assert result.exit_code == 1, result.output
+    message = " ".join(result.stderr.split())
+    assert "TF_CONFIG names 2 TensorFlow tasks" in message
+    assert "keras-team/keras#20585" in message and "--backend jax" in message
+    assert not (tmp_path / "runs").exists()

@@ -108,8 +108,8 @@ def train_command(
     devices: Annotated[Optional[str], typer.Option(
         help="Devices to train on in parallel: N or auto (every GPU). --batch-size is the "
              "global batch, split evenly; --lr is not rescaled. TensorFlow: "
-             "MirroredStrategy (several hosts: TF_CONFIG); JAX: keras.distribution."
-             "DataParallel (several hosts: KERAS_DISTRIBUTION_*). See docs/scale.md. "
+             "MirroredStrategy (one host); JAX: keras.distribution.DataParallel "
+             "(several hosts: KERAS_DISTRIBUTION_*). See docs/scale.md. "
              "\\[default: 1]", show_default=False)] = None,
     eager: Annotated[Optional[bool], typer.Option(
         "--eager", help="Run eagerly, without graph compilation: starts at once, each step is "

@@ -1,9 +1,9 @@
 """``train --devices``: data-parallel training with each Keras backend's own mechanism.
 
 * TensorFlow: ``tf.distribute.MirroredStrategy`` over N local GPUs (or, where there are none,
-  logical CPU devices: how the tests split one CPU in two). Several hosts: with ``TF_CONFIG``
-  naming more than one task, ``tf.distribute.MultiWorkerMirroredStrategy`` over every host's
-  GPUs.
+  logical CPU devices: how the tests split one CPU in two). Several hosts are refused: a
+  ``TF_CONFIG`` naming more than one task would need ``MultiWorkerMirroredStrategy``, which
+  Keras 3's ``fit`` does not run (keras-team/keras#20585).
 * JAX: the Keras 3 distribution API, ``keras.distribution.DataParallel`` over N of
   ``jax.devices()`` (``XLA_FLAGS=--xla_force_host_platform_device_count=N`` splits a CPU).
   Several hosts: ``keras.distribution.initialize()`` with ``KERAS_DISTRIBUTION_JOB_ADDRESSES``,
@@ -143,13 +143,15 @@ def _tensorflow(devices: int | str) -> Placement:
     tasks = sum(len(addresses) for kind, addresses in cluster.items() if kind in
                 ("chief", "worker"))
     if tasks > 1:
-        task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        chief = task.get("type") == "chief" or ("chief" not in cluster and task.get(
-            "type") == "worker" and int(task.get("index", 0)) == 0)
-        count = strategy.num_replicas_in_sync
-        return Placement(count, tasks, chief, f"{count} devices on {tasks} hosts "
-                         "(MultiWorkerMirroredStrategy)", _strategy=strategy)
+        # TensorFlow's multi-host strategy, MultiWorkerMirroredStrategy, fails in Keras 3's
+        # fit (it reduces a distributed first batch to build the model; tried here with Keras
+        # 3.15 and TensorFlow 2.21 on two local workers): keras-team/keras#20585.
+        raise InputError(
+            f"TF_CONFIG names {tasks} TensorFlow tasks, but Keras 3 cannot train with "
+            "TensorFlow's MultiWorkerMirroredStrategy (keras-team/keras#20585). Train on "
+            "several hosts with --backend jax and the KERAS_DISTRIBUTION_* variables (see "
+            "docs/scale.md), or unset TF_CONFIG to train on this host's devices."
+        )
     gpus = tf.config.list_logical_devices("GPU")
     found = gpus or tf.config.list_logical_devices("CPU")
     count = _count(devices, found if (gpus or devices != "auto") else found[:1], "TensorFlow",
