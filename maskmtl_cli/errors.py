@@ -47,6 +47,16 @@ class TrainingError(MaskmtlError):
     """Training cannot go on (for example a NaN loss)."""
 
 
+class ClusterError(MaskmtlError):
+    """A cluster (Ray) cannot be reached, or its workers cannot do the work."""
+
+
+class MissingExtraError(MaskmtlError):
+    """An option needs an optional extra that is not installed. The CLI exits with code 2."""
+
+    exit_code = 2
+
+
 class NoFaceError(MaskmtlError):
     """No face was found where one was required (``predict --strict``)."""
 

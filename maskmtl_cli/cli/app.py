@@ -55,9 +55,13 @@ def guarded(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except MaskmtlError as error:
+            from rich.markup import escape
+
             from maskmtl_cli.console import err_console
 
-            err_console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
+            # escaped: a message may hold brackets, e.g. "pip install 'maskmtl[ray]'"
+            err_console.print(f"[bold red]Error:[/] {escape(str(error))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(code=error.exit_code) from None
         except OSError as error:
             message = place_error_message(error)

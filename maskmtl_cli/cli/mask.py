@@ -70,7 +70,15 @@ def mask_command(
     ] = 0,
     workers: Annotated[Optional[int], typer.Option(
         "--workers", "-w", rich_help_panel=_RUN, min=1,
-        help="Worker processes (default: all cores).")] = None,
+        help="Worker processes (default: all cores); with --ray, Ray tasks at once "
+             "(default: the cluster's CPUs).")] = None,
+    ray: Annotated[Optional[str], typer.Option(
+        "--ray", rich_help_panel=_RUN, metavar="ADDRESS",
+        help="Mask on a Ray cluster: HOST:PORT of its head, ray://HOST:PORT, or auto "
+             "($RAY_ADDRESS, else the cluster started here with `ray start --head`). Every "
+             "node must see INPUT_DIR and OUTPUT_DIR at the same paths (a shared filesystem "
+             "such as NFS); outputs are identical to a local run. Needs "
+             "pip install 'maskmtl\\[ray]'. See docs/scale.md.")] = None,
     limit: Annotated[Optional[int], typer.Option(
         rich_help_panel=_RUN, min=1, help="Only the first N images in sorted order.")] = None,
     overwrite: Annotated[bool, typer.Option(
@@ -88,7 +96,9 @@ def mask_command(
     landmarks. OUTPUT_DIR mirrors the input tree with the same file names and
     formats. masks.csv lists every image (template, colour, texture, face box,
     status); failures.csv the ones left unmasked, with the reason. Existing
-    outputs are skipped, so rerunning resumes an interrupted run.
+    outputs are skipped, so rerunning resumes an interrupted run. With --ray
+    the images are masked as Ray tasks on a cluster whose nodes share the
+    two folders.
 
     Example:
 
@@ -103,6 +113,7 @@ def mask_command(
         texture_weight=texture_weight, seed=seed, detector=detector, aligned=aligned,
         faces=faces, on_fail=on_fail, save_masks=save_masks, overwrite=overwrite,
         workers=workers, limit=limit, preview=preview, jpeg_quality=jpeg_quality,
+        ray_address=ray,
     )
     with _ProgressBar() as progress:
         summary = run_mask(config, progress=progress)
@@ -148,6 +159,8 @@ def _render_summary(summary) -> None:
         + f" of {summary.selected} images"
         + (f" in {summary.processing_s:.1f} s, {summary.images_per_s:.1f} images/s with "
            f"{summary.workers} worker{'s' if summary.workers != 1 else ''}"
+           + (f" on {summary.ray_nodes} Ray node{'s' if summary.ray_nodes != 1 else ''}"
+              if summary.ray_nodes else "")
            if summary.processed else ""),
         highlight=False,
     )

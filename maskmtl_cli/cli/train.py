@@ -108,6 +108,12 @@ def train_command(
         show_default=False)] = None,
     steps_per_execution: Annotated[Optional[int], typer.Option(
         help="Training steps per compiled call; raise on GPUs. \\[default: 1]")] = None,
+    devices: Annotated[Optional[str], typer.Option(
+        help="Devices to train on in parallel: N or auto (every GPU). --batch-size is the "
+             "global batch, split evenly; --lr is not rescaled. TensorFlow: "
+             "MirroredStrategy (one host); JAX: keras.distribution.DataParallel "
+             "(several hosts: KERAS_DISTRIBUTION_*). See docs/scale.md. "
+             "\\[default: 1]", show_default=False)] = None,
     eager: Annotated[Optional[bool], typer.Option(
         "--eager", help="Run eagerly, without graph compilation: starts at once, each step is "
                         "slower (debugging, smoke runs on tiny data).", show_default=False)
@@ -146,17 +152,18 @@ def train_command(
         "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,
         "drop_missing": drop_missing, "seed": seed, "backend": backend,
         "mixed_precision": mixed_precision, "jit_compile": jit,
-        "steps_per_execution": steps_per_execution, "run_eagerly": eager, "name": name,
+        "steps_per_execution": steps_per_execution, "devices": devices,
+        "run_eagerly": eager, "name": name,
         "project": str(project) if project else None,
         "cache_dir": str(cache_dir) if cache_dir else None,
     }
     given = {key: value for key, value in options.items() if value is not None}
     if resume is not None:
-        ignored = sorted(set(given) - {"epochs", "backend"})
+        ignored = sorted(set(given) - {"epochs", "backend", "devices"})
         if ignored:
             err_console.print(f"[yellow]--resume uses the run's saved options; ignoring: "
                               f"{', '.join(ignored)}.[/]", highlight=False)
-        config = resume_config(resume, epochs=epochs, backend=backend)
+        config = resume_config(resume, epochs=epochs, backend=backend, devices=devices)
     else:
         config = TrainConfig(**given)
     result = train(config, resume=resume, show_progress=progress,

@@ -9,11 +9,12 @@ Layout of an output folder::
       failures.csv                 the images that got no mask, with the reason
       mask_config.json             the settings of the latest run
       preview.png                  contact sheet, with --preview N
-      masks.journal.jsonl          rows of a run in progress (gone once masks.csv has them)
+      masks.journal*.jsonl         rows of a run in progress (gone once masks.csv has them)
 
 Determinism: image ``i`` of the sorted input list draws every random choice from
 ``numpy.random.default_rng([seed, i])``, so outputs are byte-identical whatever ``--workers``.
-Workers receive paths, never pixels (``maskmtl_cli.masking.pool``). Every record is journaled
+Workers receive paths, never pixels: local processes (``maskmtl_cli.masking.pool``) or Ray tasks
+on a cluster (``maskmtl_cli.masking.ray_pool``, with ``--ray``). Every record is journaled
 before its output appears (``maskmtl_cli.masking.journal``), so even a run killed outright
 resumes with every finished image recorded; an unwritable or full output folder stops the run
 with one ``OutputError`` that says what was kept.
@@ -25,15 +26,21 @@ import json
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from maskmtl_cli.errors import InputError, OutputError
+from maskmtl_cli.errors import ClusterError, InputError, OutputError
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR, PREVIEW_PNG, scan_image_files
 from maskmtl_cli.masking.io import IMAGE_SUFFIXES, output_writes, remove_temp_files, write_atomic
-from maskmtl_cli.masking.journal import JOURNAL, journal_size, read_journal, remove_journal
+from maskmtl_cli.masking.journal import (
+    JOURNAL,
+    journal_files,
+    journal_marks,
+    read_journals,
+    remove_journals,
+)
 from maskmtl_cli.masking.pool import run_pool
 from maskmtl_cli.masking.preview import write_preview
 from maskmtl_cli.masking.records import (
@@ -68,6 +75,7 @@ class MaskSummary:
     faces_masked: int = 0
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     workers: int = 0
+    ray_nodes: int = 0
     model_load_s: float = 0.0
     processing_s: float = 0.0
     elapsed_s: float = 0.0
@@ -145,10 +153,17 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
         InputError: Bad folders, no images found, or a name that clashes with an output file.
         OutputError: An output cannot be written (no permission, read-only or full disk): the
             run stops; the finished images are kept and recorded, the message says where.
+        MissingExtraError: ``ray_address`` is set and Ray is not installed.
+        ClusterError: The Ray cluster cannot be reached, a node runs other code, or workers
+            died too often (the finished images are kept and recorded).
         KeyboardInterrupt: After terminating the workers, removing temporary files and saving
             masks.csv for the finished images.
     """
     started = time.perf_counter()
+    if config.ray_address is not None:
+        from maskmtl_cli.masking.cluster import import_ray
+
+        import_ray()  # without Ray: say how to install it before touching anything
     input_root, output_root = check_folders(config.input_dir, config.output_dir)
     sources, ignored = discover_images(input_root)
     if not sources:
@@ -167,11 +182,10 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     with output_writes(output_root, output_root):
         output_root.mkdir(parents=True, exist_ok=True)
 
-    # Rows of earlier runs: masks.csv, then the journal of one that stopped before rewriting it.
-    journal = output_root / JOURNAL
+    # Rows of earlier runs: masks.csv, then the journals of one that stopped before rewriting it.
     previous = read_records(output_root / MASKS_CSV)
-    previous.update(read_journal(journal, output_root))
-    start = journal_size(journal)
+    previous.update(read_journals(output_root))
+    start = journal_marks(output_root)
     tasks: list[tuple[int, str]] = []
     kept: list[dict] = []
     for index, source in enumerate(sources):
@@ -184,24 +198,16 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     summary.warnings.extend(
         settings_warnings(output_root / CONFIG_JSON, config.style_settings(), len(kept))
     )
-    if tasks or not (output_root / CONFIG_JSON).exists():
-        with output_writes(output_root, output_root / CONFIG_JSON):
-            write_atomic(output_root / CONFIG_JSON, json.dumps(config.to_dict(), indent=2).encode())
-
-    folders = _output_folders(output_root, sources, config.save_masks)
-    remove_temp_files(folders)
-    records: list[dict] = []
+    cluster = None
+    if config.ray_address is not None and tasks:
+        cluster = _open_cluster(config.ray_address, input_root, output_root, tasks[0][1],
+                                summary)
     try:
-        _execute(tasks, config, records, progress, summary)
-    except KeyboardInterrupt:
-        remove_temp_files(folders)
-        _save_tables(output_root, previous, kept, records, start)
-        raise
-    except OutputError as error:
-        remove_temp_files(folders)
-        raise _stopped(error, output_root, previous, kept, records, start) from None
-    remove_temp_files(folders)
-    table = _save_tables(output_root, previous, kept, records, start)
+        records, table = _process(config, tasks, sources, previous, kept, start, summary,
+                                  progress, cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
 
     _count(summary, records)
     summary.masks_csv = str(output_root / MASKS_CSV)
@@ -216,28 +222,70 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     return summary
 
 
-def _save_tables(output_root: Path, previous: dict[str, dict], kept: list[dict],
-                 records: list[dict], start: int) -> list[dict]:
-    """Write masks.csv and failures.csv from every row known, then drop the journal.
+def _open_cluster(address: str, input_root: Path, output_root: Path, sample: str,
+                  summary: MaskSummary):
+    """Connect to the Ray cluster and check that every node can do the work."""
+    from maskmtl_cli.masking.cluster import check_nodes, connect
 
-    The journal's rows of this run (from byte ``start``) are merged too: after a failed write
-    or an interrupt the pool may not have delivered every finished image's record.
+    cluster = connect(address)
+    try:
+        summary.ray_nodes = check_nodes(input_root, output_root, sample)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def _process(config: MaskConfig, tasks: list[tuple[int, str]], sources: list[str],
+             previous: dict[str, dict], kept: list[dict], start: dict[str, int],
+             summary: MaskSummary, progress: ProgressCallback | None,
+             cluster) -> tuple[list[dict], list[dict]]:
+    """Write the settings, mask ``tasks`` and save the tables; returns the records and table."""
+    output_root = Path(summary.output_dir)
+    if tasks or not (output_root / CONFIG_JSON).exists():
+        with output_writes(output_root, output_root / CONFIG_JSON):
+            write_atomic(output_root / CONFIG_JSON, json.dumps(config.to_dict(), indent=2).encode())
+
+    folders = _output_folders(output_root, sources, config.save_masks)
+    remove_temp_files(folders)
+    records: list[dict] = []
+    try:
+        if cluster is None:
+            _execute(tasks, config, records, progress, summary)
+        else:
+            _execute_on_cluster(tasks, config, cluster, records, progress, summary, start)
+    except (KeyboardInterrupt, ClusterError):
+        remove_temp_files(folders)
+        _save_tables(output_root, previous, kept, records, start)
+        raise
+    except OutputError as error:
+        remove_temp_files(folders)
+        raise _stopped(error, output_root, previous, kept, records, start) from None
+    remove_temp_files(folders)  # a dead Ray worker's, too
+    return records, _save_tables(output_root, previous, kept, records, start)
+
+
+def _save_tables(output_root: Path, previous: dict[str, dict], kept: list[dict],
+                 records: list[dict], start: dict[str, int]) -> list[dict]:
+    """Write masks.csv and failures.csv from every row known, then drop the journals.
+
+    The journals' rows of this run (after the marks ``start``) are merged too: after a failed
+    write, an interrupt or a dead Ray worker, not every finished image's record was delivered.
 
     Raises:
-        OutputError: The tables cannot be written; the journal is kept for the next run.
+        OutputError: The tables cannot be written; the journals are kept for the next run.
     """
-    journal = output_root / JOURNAL
-    logged = list(read_journal(journal, output_root, start).values())
+    logged = list(read_journals(output_root, start).values())
     with output_writes(output_root, output_root / MASKS_CSV):
         table = write_tables(output_root, previous, [*kept, *logged], records)
-        remove_journal(journal)
+        remove_journals(output_root)
     return table
 
 
 def _stopped(error: OutputError, output_root: Path, previous: dict[str, dict],
-             kept: list[dict], records: list[dict], start: int) -> OutputError:
+             kept: list[dict], records: list[dict], start: dict[str, int]) -> OutputError:
     """The one-line error of a run stopped by an unwritable output: what was kept, what to do."""
-    finished = read_journal(output_root / JOURNAL, output_root, start)
+    finished = read_journals(output_root, start)
     for record in records:
         finished.setdefault(record["source"], record)
     done = sum(1 for row in finished.values() if row["status"] in (MASKED, COPIED))
@@ -245,7 +293,8 @@ def _stopped(error: OutputError, output_root: Path, previous: dict[str, dict],
         _save_tables(output_root, previous, kept, records, start)
         where = MASKS_CSV
     except OutputError:
-        where = f"{JOURNAL} (merged into {MASKS_CSV} by the next run)"
+        names = ", ".join(path.name for path in journal_files(output_root)) or JOURNAL
+        where = f"{names} (merged into {MASKS_CSV} by the next run)"
     if not done:
         return error
     what = getattr(error, "what", str(error))
@@ -293,6 +342,23 @@ def _execute(
             worker.journal.close()
     else:
         run_pool(tasks, config, workers, records, progress)
+    summary.processing_s = time.perf_counter() - started
+
+
+def _execute_on_cluster(tasks, config: MaskConfig, cluster, records: list[dict],
+                        progress: ProgressCallback | None, summary: MaskSummary,
+                        start: dict[str, int]) -> None:
+    """Process ``tasks`` as Ray tasks; records arrive in the order shards finish."""
+    from maskmtl_cli.masking.ray_pool import run_ray
+
+    if progress is not None:
+        progress(0, len(tasks))
+    summary.workers = config.workers or cluster.cpus()
+    # The workers use the paths as they are: every node sees the folders at the same paths.
+    resolved = replace(config, input_dir=Path(summary.input_dir),
+                       output_dir=Path(summary.output_dir))
+    started = time.perf_counter()
+    run_ray(tasks, resolved, cluster, records, progress, start)
     summary.processing_s = time.perf_counter() - started
 
 

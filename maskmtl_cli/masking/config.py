@@ -34,10 +34,15 @@ class MaskConfig:
         on_fail: ``skip`` images without a usable face, or ``copy`` them unmasked.
         save_masks: Also write a binary mask PNG per image under ``_masks/``.
         overwrite: Redo images whose output already exists.
-        workers: Worker processes; None = all available cores.
+        workers: Worker processes; None = all available cores. With ``ray_address``: Ray tasks
+            running at once; None = one per CPU of the cluster.
         limit: Process only the first N images in sorted order.
         preview: Number of examples in ``preview.png`` (0 = none).
         jpeg_quality: Quality of JPEG (and WebP) outputs.
+        ray_address: Run the images as Ray tasks on this cluster (``HOST:PORT``,
+            ``ray://HOST:PORT``, or ``auto``: ``RAY_ADDRESS``, else the cluster started on this
+            machine); None = the local process pool. Every node must see ``input_dir`` and
+            ``output_dir`` at the same paths.
     """
 
     input_dir: Path
@@ -58,6 +63,7 @@ class MaskConfig:
     limit: int | None = None
     preview: int = 0
     jpeg_quality: int = 95
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         from maskmtl_cli.masking.style import TEMPLATE_NAMES, TEXTURE_NAMES, parse_colour
@@ -93,6 +99,10 @@ class MaskConfig:
             _check_range("--workers", self.workers, 1, 1024)
         if self.limit is not None:
             _check_range("--limit", self.limit, 1, 2**63 - 1)
+        if self.ray_address is not None and not self.ray_address.strip():
+            raise InputError(
+                "--ray needs a cluster address: HOST:PORT, ray://HOST:PORT, or auto."
+            )
 
     @property
     def mix_weights(self) -> dict[str, float] | None:

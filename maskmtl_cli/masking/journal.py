@@ -10,6 +10,12 @@ everything. Rows whose output never appeared are dropped when the journal is rea
 Several worker processes append to one journal: each row is one ``write`` to a file opened with
 ``O_APPEND`` and starts with a newline, so a row cut short (a full disk) spoils no other row.
 The rows survive the program's death, not a power cut (nothing is fsynced, as for the outputs).
+
+Workers of a Ray cluster (``maskmtl_cli.masking.ray_pool``) may sit on other machines, where
+``O_APPEND`` to one file over a network filesystem is not atomic. Each such worker process writes
+a journal of its own, ``masks.journal.<host>-<pid>.jsonl``; ``journal_files`` lists them all, and
+the functions below read and remove them together (the local pool's file first, then the others
+from the oldest modified).
 """
 
 from __future__ import annotations
@@ -21,6 +27,52 @@ from pathlib import Path
 from maskmtl_cli.masking.records import COPIED, CSV_COLUMNS, MASKED
 
 JOURNAL = "masks.journal.jsonl"
+#: Journals of single worker processes (Ray workers): ``masks.journal.<name>.jsonl``.
+_WORKER_JOURNALS = "masks.journal.*.jsonl"
+
+
+def worker_journal_name(name: str) -> str:
+    """File name of the journal of one worker process (``name`` made safe for a file name)."""
+    safe = "".join(char if char.isalnum() or char in "-_" else "-" for char in name)
+    return f"masks.journal.{safe}.jsonl"
+
+
+def journal_files(output_root: Path) -> list[Path]:
+    """Every journal in ``output_root``: the local pool's, then worker ones, oldest first."""
+    files = [Path(output_root) / JOURNAL] if (Path(output_root) / JOURNAL).is_file() else []
+    workers = []
+    for path in Path(output_root).glob(_WORKER_JOURNALS):
+        try:
+            workers.append((path.stat().st_mtime, path.name, path))
+        except OSError:  # removed meanwhile
+            continue
+    return files + [path for _, _, path in sorted(workers)]
+
+
+def journal_marks(output_root: Path) -> dict[str, int]:
+    """Bytes in each journal now, by file name: where the rows of a run starting now begin."""
+    return {path.name: journal_size(path) for path in journal_files(output_root)}
+
+
+def read_journals(output_root: Path, since: dict[str, int] | None = None) -> dict[str, dict]:
+    """Rows of every journal by source (see ``read_journal``), later files winning.
+
+    Args:
+        output_root: The output folder.
+        since: ``journal_marks`` taken earlier: read only what was appended after it (files
+            that did not exist then are read whole). None reads everything.
+    """
+    rows: dict[str, dict] = {}
+    for path in journal_files(output_root):
+        start = (since or {}).get(path.name, 0)
+        rows.update(read_journal(path, output_root, start))
+    return rows
+
+
+def remove_journals(output_root: Path) -> None:
+    """Delete every journal once masks.csv holds their rows."""
+    for path in journal_files(output_root):
+        remove_journal(path)
 
 
 class JournalWriter:

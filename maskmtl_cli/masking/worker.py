@@ -53,16 +53,17 @@ class MaskWorker:
         config: The run's settings.
         landmarker: Something with ``find_boxes(gray)`` and ``landmarks(gray, box)`` like
             ``DlibLandmarker``; built from ``config`` when None.
+        journal: File name of the journal in the output folder (a Ray worker has its own).
     """
 
-    def __init__(self, config: MaskConfig, landmarker=None) -> None:
+    def __init__(self, config: MaskConfig, landmarker=None, journal: str = JOURNAL) -> None:
         self.config = config
         self.input_root = config.input_dir.resolve()
         self.output_root = config.output_dir.resolve()
         self.landmarker = landmarker or DlibLandmarker(config.detector, config.aligned)
         self._mix = config.mix_weights
         self._ready_folders: set[Path] = set()
-        self.journal = JournalWriter(self.output_root / JOURNAL)
+        self.journal = JournalWriter(self.output_root / journal)
 
     def process(self, task: tuple[int, str]) -> dict:
         """Mask image ``task = (index, source)``; returns its masks.csv row plus ``_timings``.

@@ -41,6 +41,16 @@ def build_augmentation(seed: int) -> keras.Sequential:
     )
 
 
+def _replicas_in_sync() -> int:
+    """Replicas a TensorFlow step runs on at once (``tf.distribute``, ``train --devices``);
+    1 on other backends (JAX's DataParallel computes the loss over the whole batch)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 @keras.saving.register_keras_serializable(package="maskmtl")
 class MultiTaskTrainer(keras.Model):
     """Wrap a MaskMTL network with its multi-task loss for ``fit``.
@@ -140,6 +150,11 @@ class MultiTaskTrainer(keras.Model):
             total = total + self.soft_l2 * soft_sharing_penalty(groups)
         for extra in self.losses:
             total = total + ops.cast(ops.sum(extra), "float32")
+        replicas = _replicas_in_sync()
+        if replicas > 1:
+            # tf.distribute sums the replicas' gradients: each returns its share of the mean,
+            # as Keras' own losses do (Keras reports the loss multiplied back).
+            total = total / replicas
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

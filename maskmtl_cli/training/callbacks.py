@@ -88,7 +88,8 @@ class RunRecorder(keras.callbacks.Callback):
             self.state["timed_cpu_seconds"] = (
                 self.state.get("timed_cpu_seconds", 0.0) + cpu_end - cpu_start
             )
-        learning_rate = float(self.model.optimizer.learning_rate)
+        # via NumPy: float() refuses a tf.distribute MirroredVariable (train --devices N)
+        learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row = {"epoch": number, "lr": _round(learning_rate), "seconds": round(seconds, 3)}
         row.update({key: _round(logs[key]) for key in _ordered_metrics(logs)})
         self._append_history(row)

@@ -87,6 +87,8 @@ class TrainConfig:
         jit_compile: XLA compilation; None means on with JAX, or TensorFlow on a GPU; off on
             CPUs (no faster there, and slower to start).
         steps_per_execution: Training steps per compiled call (raise on GPU for throughput).
+        devices: Devices to train on in parallel, on this host: a number, or "auto" (every
+            GPU, else one CPU). The batch is split over them (``training.devices``).
         run_eagerly: Skip graph compilation (Keras ``run_eagerly``): each step is slower but
             training starts at once; for debugging and smoke runs on tiny data.
         name: Run folder name under ``project``; None picks train, train2, ...
@@ -122,6 +124,7 @@ class TrainConfig:
     mixed_precision: bool | None = None
     jit_compile: bool | None = None
     steps_per_execution: int = 1
+    devices: int | str = 1
     run_eagerly: bool = False
     name: str | None = None
     project: str = "runs"
@@ -173,6 +176,7 @@ class TrainConfig:
                 )
             if not (math.isfinite(self.soft_l2) and self.soft_l2 >= 0):
                 raise InputError(f"--soft-l2 must be 0 or more; got {self.soft_l2}.")
+        object.__setattr__(self, "devices", parse_devices(self.devices))
         bad_name = not self.name or "/" in self.name or self.name in (".", "..")
         if self.name is not None and bad_name:
             raise InputError(f"--name must be a plain folder name; got {self.name!r}.")
@@ -232,6 +236,20 @@ def parse_tasks(tasks) -> tuple[str, ...]:
     if not tasks:
         raise InputError(f"--tasks is empty. Choose any of: {', '.join(TASKS)}.")
     return tuple(task for task in TASKS if task in tasks)
+
+
+def parse_devices(devices) -> int | str:
+    """``"auto"``, or a whole number of at least 1 (``"2"`` becomes 2); InputError otherwise."""
+    if isinstance(devices, str) and devices.strip().lower() == "auto":
+        return "auto"
+    try:
+        count = int(str(devices).strip())
+    except ValueError:
+        count = 0
+    if count < 1 or str(count) != str(devices).strip():
+        raise InputError(f"--devices must be a number of devices (1 or more) or auto; "
+                         f"got {devices!r}.")
+    return count
 
 
 def parse_loss_weights(weights) -> dict[str, float]:

@@ -21,6 +21,7 @@ from maskmtl_cli.training.backend import (
 )
 from maskmtl_cli.training.config import TrainConfig
 from maskmtl_cli.training.data import load_training_data, resolve_manifest
+from maskmtl_cli.training.devices import place, worker_folders
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,11 @@ class TrainResult:
 
 
 def resume_config(
-    run_dir: str | Path, epochs: int | None = None, backend: str | None = None
+    run_dir: str | Path, epochs: int | None = None, backend: str | None = None,
+    devices: int | str | None = None,
 ) -> TrainConfig:
-    """The saved config of a run to resume, with ``epochs`` raised or ``backend`` changed."""
+    """The saved config of a run to resume, with ``epochs`` raised, ``backend`` or ``devices``
+    changed."""
     run_dir = run_folder.check_resumable(run_dir)
     cfg = TrainConfig.load(run_dir / run_folder.CONFIG_FILE)
     state = run_folder.read_state(run_dir)
@@ -42,6 +45,8 @@ def resume_config(
         cfg = cfg.replace(epochs=epochs)
     if backend is not None:
         cfg = cfg.replace(backend=backend)
+    if devices is not None:
+        cfg = cfg.replace(devices=devices)
     if state.get("epochs_done", 0) >= cfg.epochs:
         raise InputError(
             f"Run '{run_dir}' already finished {state.get('epochs_done')} of {cfg.epochs} "
@@ -85,8 +90,11 @@ def train(
             f"{','.join(cfg.tasks)}: its 2x2 poolings need at least {smallest}x{smallest} "
             f"pixels. Use --image-size {smallest} or more (48 is the default)."
         )
+    placement = place(cfg.devices, backend, cfg.batch_size)
+    project, resume = worker_folders(placement, cfg.project, resume)
     if resume is None:
-        cfg = cfg.replace(manifest=str(resolve_manifest(cfg.manifest)), backend=backend)
+        cfg = cfg.replace(manifest=str(resolve_manifest(cfg.manifest)), backend=backend,
+                          project=project)
     data = load_training_data(cfg)
     for warning in data.warnings:
         log(warning)
@@ -108,10 +116,12 @@ def train(
         run_dir = Path(resume)
         state = run_folder.read_state(run_dir)
         keras.utils.set_random_seed(cfg.seed + state["epochs_done"])
-        trainer = _resume_trainer(run_dir, cfg, steps_per_epoch, jit)
+        with placement.scope():
+            trainer = _resume_trainer(run_dir, cfg, steps_per_epoch, jit)
     else:
         keras.utils.set_random_seed(cfg.seed)
-        trainer = _new_trainer(cfg, data, steps_per_epoch, jit)
+        with placement.scope():
+            trainer = _new_trainer(cfg, data, steps_per_epoch, jit)
         run_dir = run_folder.new_run_dir(cfg.project, cfg.name)
         state = {
             "epochs_done": 0,
@@ -153,18 +163,19 @@ def train(
         callbacks.append(display)
     started = time.perf_counter()
     try:
-        trainer.fit(
-            data.train_images,
-            data.train_targets,
-            batch_size=cfg.batch_size,
-            epochs=cfg.epochs,
-            initial_epoch=initial_epoch,
-            validation_data=(data.val_images, data.val_targets),
-            validation_batch_size=max(cfg.batch_size, 256),
-            shuffle=True,
-            verbose=0,
-            callbacks=callbacks,
-        )
+        val_batch = placement.batch(max(cfg.batch_size, 256))
+        with placement.scope():
+            trainer.fit(
+                *placement.even(data.train_images, data.train_targets, cfg.batch_size),
+                batch_size=cfg.batch_size,
+                epochs=cfg.epochs,
+                initial_epoch=initial_epoch,
+                validation_data=placement.even(data.val_images, data.val_targets, val_batch),
+                validation_batch_size=val_batch,
+                shuffle=True,
+                verbose=0,
+                callbacks=callbacks,
+            )
     except KeyboardInterrupt:
         if state["epochs_done"]:
             log(f"Stopped after epoch {state['epochs_done']}; continue with "
@@ -180,7 +191,7 @@ def train(
         state["onnx_parity"] = _export_best(run_dir)
         state["val_collapse"] = _collapse_warnings(run_dir, data, cfg.batch_size, log)
     summary = _summary(cfg, run_dir, state, trainer, data, backend, policy, jit,
-                       count_parameters(trainer.network), recorder.nan_epoch)
+                       count_parameters(trainer.network), recorder.nan_epoch, placement)
     run_folder.write_json(run_dir / run_folder.SUMMARY_FILE, summary)
     from maskmtl_cli.training.report import plot_curves
 
@@ -309,7 +320,8 @@ def _resume_trainer(run_dir: Path, cfg: TrainConfig, steps_per_epoch: int, jit: 
     return trainer
 
 
-def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameters, nan_epoch):
+def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameters, nan_epoch,
+             placement):
     """The JSON-ready summary of a run (see docs/train.md for the fields)."""
     timed = state.get("timed_seconds", 0.0)
     return {
@@ -343,6 +355,8 @@ def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameter
         "batch_size": cfg.batch_size,
         "backend": backend,
         "device": describe_device(),
+        "devices": placement.devices,
+        "distribution": placement.description,
         "dtype_policy": policy,
         "jit_compile": jit and not cfg.run_eagerly,
         "run_eagerly": cfg.run_eagerly,
