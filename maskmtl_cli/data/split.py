@@ -111,10 +111,10 @@ def group_duplicates(table, keep_duplicates: bool, keep_conflicts: bool):
     multi = table[sizes > 1]
     conflicts: list[list[str]] = []
     drop = np.zeros(len(table), dtype=bool)
-    extras = extra_label_columns(table)
     for _, members in multi.groupby("group", sort=True):
-        labels = members[["age", "gender", "race"]].astype("float64").fillna(-1).astype(str)
-        labels = labels.join(members[extras].astype(str)).drop_duplicates()
+        # UTKFace's labels only: other columns (a mask run's template, say) may differ between
+        # copies of one photo without either being wrong.
+        labels = members[["age", "gender", "race"]].astype("float64").fillna(-1).drop_duplicates()
         if len(labels) > 1:
             conflicts.append(sorted(members["filename"]))
             if not keep_conflicts:
