@@ -38,7 +38,13 @@ from maskmtl_cli.bootstrap import resample_indices  # noqa: F401  (re-exported)
 from maskmtl_cli.errors import DataError
 from maskmtl_cli.eval_config import MetricOptions
 from maskmtl_cli.fairness import GROUP_METRICS, fairness_breakdown  # noqa: F401  (re-exported)
-from maskmtl_cli.tasks import CLASSIFICATION, REGRESSION, UTKFACE_TASKS, TaskSpec
+from maskmtl_cli.tasks import (
+    CLASSIFICATION,
+    REGRESSION,
+    UTKFACE_TASK_NAMES,
+    UTKFACE_TASKS,
+    TaskSpec,
+)
 from maskmtl_cli.scoring import (
     known_mask,
     macro_mean,
@@ -310,7 +316,7 @@ def _scored_tasks(labels, predictions, specs) -> tuple[list[TaskSpec], dict[str,
     """The tasks that can be scored, and why the others (and absent UTKFace tasks) cannot."""
     scored, skipped = [], {}
     names = [spec.name for spec in specs]
-    for name in ("age", "gender", "race"):
+    for name in UTKFACE_TASK_NAMES:
         if name not in names:
             skipped[name] = "the model does not predict it"
     for spec in specs:

@@ -200,3 +200,16 @@ def test_unknown_or_unusable_tasks_fail_before_training(manifest, tmp_path):
     assert looped.exit_code == 1 and "loop" in looped.output
     assert invoke("train", *common, "--tasks", "age,expression:numbers").exit_code == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_keeps_the_tasks_their_classes_and_the_masks(trained, workspace, tmp_path):
+    run_dir = tmp_path / "custom"
+    shutil.copytree(trained, run_dir)
+    result = invoke("train", "--resume", run_dir, "--epochs", "2", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert summary["epochs_run"] == 2 and summary["segmentation"] is True
+    assert [task["classes"] for task in summary["task_specs"]][2:4] == [list(EXPRESSIONS),
+                                                                       list(AGE_GROUPS)]
+    with (run_dir / "history.csv").open() as stream:
+        assert [row["epoch"] for row in csv.DictReader(stream)] == ["1", "2"]

@@ -27,7 +27,7 @@ from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, re
 from maskmtl_cli.errors import DataError, InputError, OutputError, place_error_message
 from maskmtl_cli.tasks import MASK_COLUMN
 
-MANIFEST_COLUMNS = ("path", "filename", "age", "gender", "race", "sha1", "split")
+MANIFEST_COLUMNS = ("path", "filename", *TASKS, "sha1", "split")
 #: Working columns of ``split`` that are not written to the manifest.
 INTERNAL_COLUMNS = ("note", "group_key", "group")
 SPLITS = ("train", "val", "test")
@@ -135,7 +135,7 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
         rows.append((str(path.resolve()), relative, age, gender, race, digest, note,
                      masks.get(relative, ""), *extras))
 
-    table = pd.DataFrame(rows, columns=["path", "filename", "age", "gender", "race", "sha1",
+    table = pd.DataFrame(rows, columns=["path", "filename", *TASKS, "sha1",
                                         "note", MASK_COLUMN, *extra_columns])
     table["group_key"] = source_hashes(root, table["filename"].tolist(), table["sha1"].tolist())
     table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")

@@ -25,6 +25,7 @@ from maskmtl_cli.data.manifest import (
 )
 from maskmtl_cli.errors import DataError, InputError
 from maskmtl_cli.tasks import MASK_COLUMN
+from maskmtl_cli.tasks import UTKFACE_TASK_NAMES as TASKS
 
 #: The MaskMTL paper tests on UTKFace part II and validates on part III: 10,719 : 3,252 images.
 PAPER_TEST_VAL = (10_719, 3_252)
@@ -114,7 +115,7 @@ def group_duplicates(table, keep_duplicates: bool, keep_conflicts: bool):
     for _, members in multi.groupby("group", sort=True):
         # UTKFace's labels only: other columns (a mask run's template, say) may differ between
         # copies of one photo without either being wrong.
-        labels = members[["age", "gender", "race"]].astype("float64").fillna(-1).drop_duplicates()
+        labels = members[list(TASKS)].astype("float64").fillna(-1).drop_duplicates()
         if len(labels) > 1:
             conflicts.append(sorted(members["filename"]))
             if not keep_conflicts:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from maskmtl_cli.tasks import UTKFACE_TASK_NAMES
+
 #: The MaskMTL paper's Table 1, masked-face row (Mukherjee et al., PReMI 2021): gender and
 #: ethnicity accuracy and age MAE in years, trained on UTKFace part I and tested on part II.
 PAPER_TABLE1_MASKED = {"gender_accuracy": 0.8913, "race_accuracy": 0.7927, "age_mae": 12.15}
@@ -44,7 +46,7 @@ def group_column(name: str) -> str:
 
 def has_utkface_tasks(metrics: dict[str, Any]) -> bool:
     """Whether any of age, gender, race was scored (the paper's table then applies)."""
-    return any(task in metrics.get("tasks", []) for task in ("age", "gender", "race"))
+    return any(task in metrics.get("tasks", []) for task in UTKFACE_TASK_NAMES)
 
 
 @dataclass(frozen=True)
