@@ -330,6 +330,26 @@ def _scored_tasks(labels, predictions, specs) -> tuple[list[TaskSpec], dict[str,
     return scored, skipped
 
 
+def _task_metrics(labels, predictions, scored, options) -> tuple[dict, dict | None, dict]:
+    """(classification tasks' metrics, age's, other regression tasks')."""
+    classification, age, regression = {}, None, {}
+    for spec in scored:
+        known = known_mask(labels, spec.name, spec.kind == REGRESSION)
+        if spec.name == "age":
+            age = age_metrics(np.asarray(labels["age"], float)[known], predictions["age"][known],
+                              cs_threshold=options.cs_threshold,
+                              band_edges=options.age_band_edges)
+        elif spec.kind == REGRESSION:
+            regression[spec.name] = regression_metrics(
+                np.asarray(labels[spec.name], float)[known], predictions[spec.name][known])
+        else:
+            classification[spec.name] = classification_metrics(
+                np.asarray(labels[spec.name]).astype(np.int64)[known],
+                predicted_classes(predictions, spec.name, options.gender_threshold)[known],
+                spec.classes[:n_classes(spec.name, predictions)])
+    return classification, age, regression
+
+
 def evaluate_predictions(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
                          options: MetricOptions = MetricOptions(), specs=None,
                          groups: Mapping[str, np.ndarray] | None = None,
@@ -367,21 +387,7 @@ def evaluate_predictions(labels: Mapping[str, np.ndarray], predictions: Mapping[
             f"Nothing to score: the model predicts {sorted(predictions) or 'nothing'} but the "
             f"labels cover {[t for t in labels if t in predictions] or 'no task'} with no "
             "known value. Use a manifest with labels for at least one of the model's tasks.")
-    classification, age, regression = {}, None, {}
-    for spec in scored:
-        known = known_mask(labels, spec.name, spec.kind == REGRESSION)
-        if spec.name == "age":
-            age = age_metrics(np.asarray(labels["age"], float)[known], predictions["age"][known],
-                              cs_threshold=options.cs_threshold,
-                              band_edges=options.age_band_edges)
-        elif spec.kind == REGRESSION:
-            regression[spec.name] = regression_metrics(
-                np.asarray(labels[spec.name], float)[known], predictions[spec.name][known])
-        else:
-            classification[spec.name] = classification_metrics(
-                np.asarray(labels[spec.name]).astype(np.int64)[known],
-                predicted_classes(predictions, spec.name, options.gender_threshold)[known],
-                spec.classes[:n_classes(spec.name, predictions)])
+    classification, age, regression = _task_metrics(labels, predictions, scored, options)
     tasks = tuple(spec.name for spec in scored)
     regressions = tuple(spec.name for spec in scored if spec.kind == REGRESSION)
     intervals = bootstrap_intervals(labels, predictions, tasks, options, regressions)

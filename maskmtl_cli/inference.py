@@ -24,7 +24,6 @@ into the cache folder (a few seconds) and the copy is reused.
 from __future__ import annotations
 
 import hashlib
-import os
 import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING

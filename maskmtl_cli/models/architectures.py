@@ -44,13 +44,16 @@ from keras import layers
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION, ExpectedAge, LogAgeDecoder
 from maskmtl_cli.models.non_local_block import NonLocalBlock
-from maskmtl_cli.models.segmentation import check_segmentation_size, segmentation_decoder
-from maskmtl_cli.models.task_graph import FeatureSources, min_image_size, network_tasks
+from maskmtl_cli.models.segmentation import segmentation_decoder
+from maskmtl_cli.models.task_graph import (  # noqa: F401  (min_image_size: re-exported)
+    FeatureSources,
+    checked_tasks,
+    min_image_size,
+)
 from maskmtl_cli.tasks import CLASSIFICATION, RACE_NAMES, SEGMENTATION, TaskSpec, is_sigmoid
-from maskmtl_cli.tasks import check_task_graph
 # The names and the task parser live in the Keras-free training config, which the CLI imports.
-from maskmtl_cli.training.config import AGE_LOSSES, ARCHITECTURES, TASKS
-from maskmtl_cli.training.config import parse_tasks as validate_tasks
+from maskmtl_cli.training.config import ARCHITECTURES, TASKS  # noqa: F401  (re-exported)
+from maskmtl_cli.training.config import parse_tasks as validate_tasks  # noqa: F401
 
 NUM_RACES = len(RACE_NAMES)
 #: Batch-norm momentum. Keras' default (0.99) lets the moving variance forget its initial 1.0
@@ -236,25 +239,8 @@ def build_network(
         InputError: Unknown arch, task, preset, colour mode or attach point, or an image too
             small.
     """
-    if arch not in ARCHITECTURES:
-        raise InputError(f"Unknown arch '{arch}'. Choose one of: {', '.join(ARCHITECTURES)}.")
-    specs = network_tasks(tasks)
-    check_task_graph(specs, arch)
+    specs = checked_tasks(arch, tasks, image_size, color_mode, age_loss, segmentation)
     widths = preset if isinstance(preset, Preset) else get_preset(preset)
-    if color_mode not in ("gray", "rgb"):
-        raise InputError(f"Unknown colour mode '{color_mode}'. Choose one of: gray, rgb.")
-    if age_loss not in AGE_LOSSES:
-        raise InputError(f"Unknown age loss '{age_loss}'. Choose one of: {', '.join(AGE_LOSSES)}.")
-    smallest = min_image_size(arch, specs)
-    if image_size < smallest:
-        raise InputError(
-            f"Image size {image_size} is too small for --arch {arch} with tasks "
-            f"{','.join(spec.name for spec in specs)}: its 2x2 poolings need at least "
-            f"{smallest}x{smallest} pixels. Use --image-size {smallest} or more (48 is the "
-            "default)."
-        )
-    if segmentation:
-        check_segmentation_size(image_size)
     channels = 1 if color_mode == "gray" else 3
     image = keras.Input(shape=(image_size, image_size, channels), name="image", dtype="float32")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(image)

@@ -147,9 +147,8 @@ class MultiTaskTrainer(keras.Model):
             for spec in self.task_specs
             if spec.kind == CLASSIFICATION and spec.name not in ("gender", "race")
         ]
-        self.segmentation_trackers = (
-            [keras.metrics.Mean(name="segmentation_loss"), keras.metrics.Mean(name="segmentation_iou")]
-            if self.segmentation else [])
+        self.segmentation_trackers = [keras.metrics.Mean(name=f"segmentation_{metric}")
+                                      for metric in ("loss", "iou") if self.segmentation]
 
     def build(self, input_shape=None):
         self.built = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Callable
 
 from maskmtl_cli.errors import InputError
+from maskmtl_cli.models.segmentation import check_segmentation_size
 from maskmtl_cli.tasks import (
     CLASSIFICATION,
     UTKFACE_TASK_NAMES,
@@ -20,9 +21,11 @@ from maskmtl_cli.tasks import (
     attach_block,
     branch_parent,
     default_spec,
+    check_task_graph,
     order_tasks,
     pooling_depth,
 )
+from maskmtl_cli.training.config import AGE_LOSSES, ARCHITECTURES
 
 
 def network_tasks(tasks) -> tuple[TaskSpec, ...]:
@@ -53,6 +56,30 @@ def min_image_size(arch: str, tasks) -> int:
     """Smallest input size whose feature maps survive every 2x2 pooling of the network."""
     specs = network_tasks(tasks)
     return 2 ** max(pooling_depth(spec, specs, arch) for spec in specs)
+
+
+def checked_tasks(arch: str, tasks, image_size: int, color_mode: str, age_loss: str,
+                   segmentation: bool) -> tuple[TaskSpec, ...]:
+    """The network's task specs; InputError for any option ``build_network`` cannot build."""
+    if arch not in ARCHITECTURES:
+        raise InputError(f"Unknown arch '{arch}'. Choose one of: {', '.join(ARCHITECTURES)}.")
+    specs = network_tasks(tasks)
+    check_task_graph(specs, arch)
+    if color_mode not in ("gray", "rgb"):
+        raise InputError(f"Unknown colour mode '{color_mode}'. Choose one of: gray, rgb.")
+    if age_loss not in AGE_LOSSES:
+        raise InputError(f"Unknown age loss '{age_loss}'. Choose one of: {', '.join(AGE_LOSSES)}.")
+    smallest = min_image_size(arch, specs)
+    if image_size < smallest:
+        raise InputError(
+            f"Image size {image_size} is too small for --arch {arch} with tasks "
+            f"{','.join(spec.name for spec in specs)}: its 2x2 poolings need at least "
+            f"{smallest}x{smallest} pixels. Use --image-size {smallest} or more (48 is the "
+            "default)."
+        )
+    if segmentation:
+        check_segmentation_size(image_size)
+    return specs
 
 
 class FeatureSources:

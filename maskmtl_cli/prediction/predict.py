@@ -22,7 +22,6 @@ from maskmtl_cli.prediction.detection import (
     check_detector_name,
     get_detector,
 )
-from maskmtl_cli.prediction.records import FaceRecord, TaskPrediction, make_records
 from maskmtl_cli.prediction.inputs import (
     InputImage,
     check_output_dirs,
@@ -31,6 +30,7 @@ from maskmtl_cli.prediction.inputs import (
     read_aligned_input,
     read_image,
 )
+from maskmtl_cli.prediction.records import FaceRecord, make_records
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras

@@ -128,22 +128,8 @@ def load_training_data(cfg) -> TrainingData:
                                               cfg.image_size, cache_dir)
         labels[SEGMENTATION] = has[SEGMENTATION].astype("float32")
     keep = _rows_to_keep(cfg, has, split_of_row)
-    parts, dropped = {}, {}
-    for split in ("train", "val"):
-        in_split = split_of_row == split
-        rows = in_split & keep
-        dropped[split] = int((in_split & ~keep).sum())
-        if not rows.any():
-            reason = "readable" if not (in_split & ~keep).any() else "labelled"
-            unreadable = int((splits == split).sum()) - int(in_split.sum())
-            raise DataError(
-                f"No {reason} images left in the {split} split of '{cfg.manifest}' "
-                f"({unreadable} could not be read, {dropped[split]} lack labels). "
-                "Check the image paths in the manifest, or re-run `maskmtl split`."
-            )
-        parts[split] = (arrays.images[rows], {name: values[rows] for name, values in
-                                              _typed_targets(labels, specs).items()},
-                        None if masks is None else masks[rows])
+    parts, dropped = _split_parts(cfg, arrays.images, _typed_targets(labels, specs), masks,
+                                  (splits, split_of_row), keep)
     _check_trainable(specs, parts["train"][1], cfg)
     return TrainingData(
         train_images=parts["train"][0], train_targets=parts["train"][1],
@@ -155,6 +141,31 @@ def load_training_data(cfg) -> TrainingData:
                   if split_of_path.get(item[0]) in ("train", "val")],
         warnings=small_data_warnings(len(parts["train"][0]), len(parts["val"][0])),
     )
+
+
+def _split_parts(cfg, images, targets: dict, masks, splits: tuple, keep: np.ndarray):
+    """(images, targets, masks) of the train and val splits, and the rows left out of each.
+
+    Raises:
+        DataError: A split has no readable (or no labelled) image left.
+    """
+    all_splits, split_of_row = splits
+    parts, dropped = {}, {}
+    for split in ("train", "val"):
+        in_split = split_of_row == split
+        rows = in_split & keep
+        dropped[split] = int((in_split & ~keep).sum())
+        if not rows.any():
+            reason = "readable" if not (in_split & ~keep).any() else "labelled"
+            unreadable = int((all_splits == split).sum()) - int(in_split.sum())
+            raise DataError(
+                f"No {reason} images left in the {split} split of '{cfg.manifest}' "
+                f"({unreadable} could not be read, {dropped[split]} lack labels). "
+                "Check the image paths in the manifest, or re-run `maskmtl split`."
+            )
+        parts[split] = (images[rows], {name: values[rows] for name, values in targets.items()},
+                        None if masks is None else masks[rows])
+    return parts, dropped
 
 
 def _check_splits(table, manifest) -> np.ndarray:
@@ -241,7 +252,8 @@ def _label_statistics(targets: dict, specs) -> dict:
     for spec in specs:
         values = targets[spec.name][known(targets[spec.name], spec)]
         if spec.name == "age":
-            stats["age_mean"], stats["age_std"] = float(values.mean()), max(float(values.std()), 1.0)
+            stats["age_mean"] = float(values.mean())
+            stats["age_std"] = max(float(values.std()), 1.0)
             log_ages = np.log1p(np.maximum(values, 0.0))
             stats["age_log_mean"] = float(log_ages.mean())
             stats["age_log_std"] = max(float(log_ages.std()), 0.05)
