@@ -172,6 +172,18 @@ def test_predict_lists_each_task_by_name_and_writes_masks(trained, workspace, tm
     assert float(row["score"]) == pytest.approx(record["score"], abs=1e-3)
 
 
+def test_predicted_masks_of_detected_faces_and_models_without_the_head(trained, tmp_path,
+                                                                      astronaut_path):
+    result = invoke("predict", astronaut_path, "--model", trained, "--masks", tmp_path / "m")
+    assert result.exit_code == 0, result.output
+    assert "Predicted masks: 1 in" in result.stderr
+    written = cv2.imread(str(tmp_path / "m" / "astronaut_face0.png"), cv2.IMREAD_GRAYSCALE)
+    assert written.shape == (200, 200)  # the frame of the aligned crop
+    refused = invoke("predict", astronaut_path, "--masks", tmp_path / "n")  # bundled model
+    assert refused.exit_code == 1 and "--segmentation" in refused.stderr
+    assert not (tmp_path / "n").exists()
+
+
 def test_a_bare_onnx_file_knows_its_tasks(trained, tmp_path):
     alone = tmp_path / "alone"
     alone.mkdir()
