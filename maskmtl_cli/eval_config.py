@@ -53,6 +53,8 @@ class EvalConfig:
         runs_root: Where runs are looked for when ``run`` is None.
         cache_dir: Image cache folder (``"default"``: the data layer's default; None: no cache).
         metrics: How the metrics are computed.
+        group_by: Manifest columns whose value combinations form the fairness groups; empty
+            means gender x ethnicity where those labels exist.
     """
 
     run: Path | None = None
@@ -66,10 +68,12 @@ class EvalConfig:
     runs_root: Path = Path("runs")
     cache_dir: Path | str | None = "default"
     metrics: MetricOptions = field(default_factory=MetricOptions)
+    group_by: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""
         values = asdict(self)
+        values["group_by"] = list(self.group_by)
         for key in ("run", "manifest", "out_dir", "runs_root", "cache_dir"):
             values[key] = None if values[key] is None else str(values[key])
         values["metrics"]["age_band_edges"] = list(self.metrics.age_band_edges)
@@ -90,3 +94,8 @@ class CompareConfig:
     runs: tuple[Path, ...] = ()
     runs_root: Path = Path("runs")
     out_dir: Path | None = None
+
+
+def parse_group_by(text: str | None) -> tuple[str, ...]:
+    """``"gender,template"`` -> ("gender", "template"); None or "" -> () (the default)."""
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())

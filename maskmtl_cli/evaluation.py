@@ -1,17 +1,23 @@
-"""Evaluation metrics for age, gender and ethnicity predictions, computed from plain arrays.
+"""Evaluation metrics for any task's predictions, computed from plain arrays.
 
 Everything here is pure: arrays in, JSON-ready dictionaries out, no files and no printing, so
 the metrics can be checked in milliseconds against scikit-learn and by hand.
 
-Conventions (the same as the manifest and ``maskmtl_cli.inference.predict_arrays``):
+Conventions (the same as the manifest, ``maskmtl_cli.data.task_labels`` and
+``maskmtl_cli.inference.predict_arrays``):
 
 * labels: ``age`` float years (NaN unknown), ``gender`` int 0 male / 1 female (-1 unknown),
-  ``race`` int 0..4 (-1 unknown);
-* predictions: ``age`` (N,) years, ``gender`` (N,) probability of female, ``race`` (N, K)
-  class probabilities.
+  ``race`` int 0..4 (-1 unknown); any other classification task int class ids (-1 unknown),
+  any other regression task floats (NaN unknown);
+* predictions: ``age`` (N,) years, ``gender`` (N,) probability of female, ``race`` and other
+  classification tasks (N, K) class probabilities, other regression tasks (N,) values.
 
-A task is scored only when the model predicts it and at least one row has a known label for it;
-rows whose label is unknown are left out of that task's metrics only.
+Which task is which comes from the model's task specs (``maskmtl_cli.tasks``); without them,
+UTKFace's three are assumed. A task is scored only when the model predicts it and at least one
+row has a known label for it; rows whose label is unknown are left out of that task's metrics
+only. Classification tasks get accuracy, per-class precision/recall/F1 and confusion matrices;
+age gets MAE, RMSE, bias, CS(t) and MAE per age band; other regression tasks MAE, RMSE and bias.
+The mask-segmentation head is scored by ``segmentation_metrics`` (IoU, Dice).
 """
 
 from __future__ import annotations
@@ -22,9 +28,23 @@ from typing import Any, Mapping
 import numpy as np
 
 from maskmtl_cli.bootstrap import bootstrap_intervals
+from maskmtl_cli.collapse import (  # noqa: F401  (re-exported)
+    COLLAPSE_MIN_FACES,
+    COLLAPSE_WARNING_SHARE,
+    collapse_summary,
+    is_collapsed,
+)
 from maskmtl_cli.bootstrap import resample_indices  # noqa: F401  (re-exported)
 from maskmtl_cli.errors import DataError
 from maskmtl_cli.eval_config import MetricOptions
+from maskmtl_cli.fairness import GROUP_METRICS, fairness_breakdown  # noqa: F401  (re-exported)
+from maskmtl_cli.tasks import (
+    CLASSIFICATION,
+    REGRESSION,
+    UTKFACE_TASK_NAMES,
+    UTKFACE_TASKS,
+    TaskSpec,
+)
 from maskmtl_cli.scoring import (
     known_mask,
     macro_mean,
@@ -34,19 +54,10 @@ from maskmtl_cli.scoring import (
     scores_from_confusion,
 )
 
-CLASS_TASKS = ("gender", "race")
-#: Headline numbers that get bootstrap intervals, as (task, metric) pairs.
-HEADLINE = (("gender", "accuracy"), ("gender", "macro_f1"), ("race", "accuracy"),
-            ("race", "macro_f1"), ("age", "mae"), ("age", "rmse"), ("age", "cs"))
-#: Above this share of faces with one and the same prediction (and at least
-#: ``COLLAPSE_MIN_FACES`` faces), a head counts as collapsed.
-COLLAPSE_WARNING_SHARE = 0.02
-COLLAPSE_MIN_FACES = 5
-#: Per-group metrics of the fairness breakdown, and whether higher is better.
-GROUP_METRICS = {"gender_accuracy": True, "race_accuracy": True, "age_mae": False,
-                 "age_rmse": False, "age_cs": True}
-
-
+#: Headline metrics of each kind of task (they get bootstrap intervals).
+CLASSIFICATION_HEADLINE = ("accuracy", "macro_f1")
+AGE_HEADLINE = ("mae", "rmse", "cs")
+REGRESSION_HEADLINE = ("mae", "rmse")
 @dataclass(frozen=True)
 class EvalResult:
     """All metrics of one evaluation, as JSON-ready dictionaries.
@@ -55,8 +66,10 @@ class EvalResult:
         n: Number of faces evaluated.
         tasks: Tasks that were scored.
         skipped: Task name -> why it was not scored.
-        classification: ``gender`` / ``race`` -> accuracy, per-class scores, averages, confusion.
+        classification: Each classification task -> accuracy, per-class scores, averages,
+            confusion.
         age: Age metrics, or None when age was not scored.
+        regression: Each other regression task -> MAE, RMSE, bias.
         fairness: Per-group breakdown with worst group and gap, or None without group labels.
         intervals: Headline metric -> estimate and bootstrap interval.
         options: The options used.
@@ -70,10 +83,11 @@ class EvalResult:
     fairness: dict[str, Any] | None
     intervals: dict[str, dict[str, Any]]
     options: MetricOptions = field(default_factory=MetricOptions)
+    regression: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def headline(self) -> dict[str, float | None]:
         """The headline numbers as ``task_metric`` -> value (only scored tasks)."""
-        return _headline(self.classification, self.age)
+        return _headline(self.classification, self.age, self.regression)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dictionary (unknown values are ``None``)."""
@@ -82,13 +96,24 @@ class EvalResult:
         return {"n": self.n, "tasks": list(self.tasks), "skipped": self.skipped,
                 "headline": self.headline(), "intervals": self.intervals,
                 "classification": self.classification, "age": self.age,
-                "fairness": self.fairness, "options": options}
+                "regression": self.regression, "fairness": self.fairness, "options": options}
 
 
-def _headline(classification: dict, age: dict | None) -> dict[str, float | None]:
-    sources = {**classification, "age": age}
+def headline_pairs(classification: dict, age: dict | None,
+                   regression: dict | None = None) -> list[tuple[str, str]]:
+    """(task, metric) of each headline number: classification tasks, then age, then others."""
+    pairs = [(task, metric) for task in classification for metric in CLASSIFICATION_HEADLINE]
+    if age is not None:
+        pairs += [("age", metric) for metric in AGE_HEADLINE]
+    return pairs + [(task, metric) for task in (regression or {})
+                    for metric in REGRESSION_HEADLINE]
+
+
+def _headline(classification: dict, age: dict | None,
+              regression: dict | None = None) -> dict[str, float | None]:
+    sources = {**classification, **(regression or {}), "age": age}
     return {f"{task}_{metric}": sources[task][metric]
-            for task, metric in HEADLINE if sources.get(task) is not None}
+            for task, metric in headline_pairs(classification, age, regression)}
 
 
 def _clean(value: float) -> float | None:
@@ -104,45 +129,6 @@ def error_summary(error: np.ndarray, cs_threshold: float) -> dict[str, float | N
     absolute = np.abs(error)
     return {"mae": _clean(absolute.mean()), "rmse": _clean(np.sqrt((error ** 2).mean())),
             "bias": _clean(error.mean()), "cs": _clean((absolute <= cs_threshold).mean())}
-
-
-def is_collapsed(summary: dict[str, Any]) -> bool:
-    """Whether a ``collapse_summary`` shows a collapsed head."""
-    shared = summary["share"] * summary["n"]
-    return summary["share"] > COLLAPSE_WARNING_SHARE and shared >= COLLAPSE_MIN_FACES
-
-
-def collapse_summary(task: str, values: np.ndarray) -> dict[str, Any]:
-    """The most common prediction of a task and the share of faces that get it.
-
-    A healthy head gives nearly every face its own value; a collapsed one (dead units, so only
-    a bias is left) gives many faces exactly the same. Ages are compared to 0.01 years and
-    probability vectors to 1e-4; confident class predictions (top probability above 0.999)
-    legitimately coincide and are not counted.
-
-    Returns:
-        ``{"value": ..., "share": ..., "n": ...}`` (value None when nothing is shared).
-    """
-    values = np.asarray(values, float)
-    if len(values) == 0:
-        return {"value": None, "share": 0.0, "n": 0}
-    if task == "age":
-        keys = np.round(values.reshape(len(values), -1), 2)
-    else:
-        keys = np.round(values.reshape(len(values), -1), 4)
-        if keys.shape[1] == 1:
-            keys = np.concatenate([keys, 1.0 - keys], axis=1)
-        keys = keys[keys.max(axis=1) <= 0.999]
-    if len(keys) == 0:
-        return {"value": None, "share": 0.0, "n": len(values)}
-    unique, counts = np.unique(keys, axis=0, return_counts=True)
-    best = int(np.argmax(counts))
-    share = float(counts[best]) / len(values)
-    value = unique[best].tolist() if task != "age" else float(unique[best][0])
-    if task == "gender":
-        value = value[0]
-    return {"value": value if counts[best] > 1 else None,
-            "share": share if counts[best] > 1 else 0.0, "n": len(values)}
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -232,113 +218,152 @@ def age_metrics(true_age: np.ndarray, predicted_age: np.ndarray, *, cs_threshold
             "collapse": collapse_summary("age", predicted_age)}
 
 
+def regression_metrics(true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """MAE, RMSE and mean signed error of a regression task other than age (its units)."""
+    true = np.asarray(true, float)
+    error = np.asarray(predicted, float) - true
+    summary = error_summary(error, 0.0)
+    baseline = {}
+    if len(true):
+        baseline = {"mae": error_summary(np.median(true) - true, 0.0)["mae"],
+                    "rmse": error_summary(np.mean(true) - true, 0.0)["rmse"]}
+    return {"n": len(true), "mae": summary["mae"], "rmse": summary["rmse"],
+            "bias": summary["bias"], "constant_baseline": baseline,
+            "collapse": collapse_summary("", predicted, regression=True)}
+
+
+def segmentation_metrics(true_masks: np.ndarray, predicted: np.ndarray,
+                         threshold: float = 0.5) -> dict[str, Any]:
+    """IoU and Dice of predicted masks against ground-truth masks.
+
+    Args:
+        true_masks: (N, H, W) ground truth, covered where >= 128 (uint8 0/255) or >= 0.5.
+        predicted: (N, H, W) probabilities that a pixel is covered.
+        threshold: Probability at or above which a predicted pixel is covered.
+
+    Returns:
+        ``iou``: mean over images of |P n Y| / |P u Y| (1 where both are empty); ``pooled_iou``:
+        the same over all pixels of all images; ``dice``: mean per-image 2|P n Y| / (|P|+|Y|);
+        ``pixel_accuracy``; ``n``; ``threshold``.
+    """
+    true = np.asarray(true_masks)
+    true = true >= (128 if true.dtype == np.uint8 else 0.5)
+    pred = np.asarray(predicted) >= threshold
+    n = len(true)
+    true, pred = true.reshape(n, -1), pred.reshape(n, -1)
+    intersection = (true & pred).sum(axis=1).astype(float)
+    union = (true | pred).sum(axis=1).astype(float)
+    sizes = true.sum(axis=1) + pred.sum(axis=1)
+    per_image = np.where(union > 0, safe_ratio(intersection, union), 1.0)
+    dice = np.where(sizes > 0, safe_ratio(2 * intersection, sizes), 1.0)
+    return {"n": n, "threshold": threshold, "iou": _clean(per_image.mean()) if n else None,
+            "pooled_iou": _clean(safe_ratio(intersection.sum(), union.sum())) if n else None,
+            "dice": _clean(dice.mean()) if n else None,
+            "pixel_accuracy": _clean((true == pred).mean()) if n else None,
+            "per_image_iou": per_image}
+
+
 def class_names(task: str, count: int) -> tuple[str, ...]:
-    """Display names of a task's classes (``class k`` when ``count`` differs from the names)."""
+    """Display names of UTKFace's classes (``class k`` when ``count`` differs from the names)."""
     from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
 
     names = GENDER_NAMES if task == "gender" else RACE_NAMES
     return tuple(names) if len(names) == count else tuple(f"class {k}" for k in range(count))
 
 
-def _class_name(task: str, value: int) -> str:
-    """The name of one class index (``class 7`` when it lies beyond the known names)."""
-    names = class_names(task, 2 if task == "gender" else 5)
-    return names[value] if value < len(names) else f"class {value}"
+def default_specs(predictions: Mapping[str, np.ndarray]) -> tuple[TaskSpec, ...]:
+    """UTKFace's specs for the UTKFace tasks among ``predictions`` (race at the output width)."""
+    specs = []
+    for spec in UTKFACE_TASKS:
+        if spec.name in predictions:
+            if spec.name == "race":
+                width = np.asarray(predictions["race"]).shape[-1]
+                spec = TaskSpec("race", CLASSIFICATION, class_names("race", width))
+            specs.append(spec)
+    return tuple(specs)
 
 
-def _check_inputs(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray]) -> int:
+def _check_inputs(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
+                  specs) -> int:
     """The common number of rows; DataError on mismatched lengths or impossible labels."""
     lengths = {f"labels[{task}]": len(values) for task, values in labels.items()}
     lengths.update({f"predictions[{task}]": len(values) for task, values in predictions.items()})
     if len(set(lengths.values())) > 1:
         raise DataError(f"Labels and predictions differ in length: {lengths}.")
-    for task in ("gender", "race"):
+    for spec in specs:
+        task = spec.name
         if task not in labels or task not in predictions:
+            continue
+        if spec.kind == REGRESSION:
+            values = np.asarray(labels[task], float)
+            if task == "age" and (values[~np.isnan(values)] < 0).any():
+                raise DataError("Negative age labels found in the manifest; ages are in years "
+                                "(>= 0).")
             continue
         values = np.asarray(labels[task]).astype(np.int64)
         count = n_classes(task, predictions)
         bad = (values < -1) | (values >= count)
         if bad.any():
-            names = ", ".join(f"{k} ({name})" for k, name in enumerate(class_names(task, count)))
+            names = ", ".join(f"{k} ({name})" for k, name in enumerate(spec.classes[:count]))
             raise DataError(
                 f"{int(bad.sum())} {task} label(s) lie outside the model's classes "
                 f"(found {sorted(set(values[bad].tolist()))}; the model predicts {names}; "
                 f"-1 or empty means unknown). Fix those rows of the manifest.")
-    if "age" in labels:
-        ages = np.asarray(labels["age"], float)
-        if (ages[~np.isnan(ages)] < 0).any():
-            raise DataError("Negative age labels found in the manifest; ages are in years (>= 0).")
     return next(iter(lengths.values()), 0)
 
 
-def _group_metrics(labels, predictions, tasks, rows, options) -> dict[str, float | None]:
-    """The per-group metrics of GROUP_METRICS for the faces selected by ``rows``."""
-    values: dict[str, float | None] = {}
-    for task in tasks:
-        known = rows & known_mask(labels, task)
-        count = int(known.sum())
-        if task == "age":
-            error = np.asarray(predictions["age"], float) - np.asarray(labels["age"], float)
-            summary = error_summary(error[known], options.cs_threshold)
-            values.update({f"age_{name}": summary[name] for name in ("mae", "rmse", "cs")})
+def _scored_tasks(labels, predictions, specs) -> tuple[list[TaskSpec], dict[str, str]]:
+    """The tasks that can be scored, and why the others (and absent UTKFace tasks) cannot."""
+    scored, skipped = [], {}
+    names = [spec.name for spec in specs]
+    for name in UTKFACE_TASK_NAMES:
+        if name not in names:
+            skipped[name] = "the model does not predict it"
+    for spec in specs:
+        if spec.name not in predictions:
+            skipped[spec.name] = "the model does not predict it"
+        elif spec.name not in labels or not known_mask(labels, spec.name,
+                                                       spec.kind == REGRESSION).any():
+            skipped[spec.name] = "no known labels in the evaluated rows"
         else:
-            hits = predicted_classes(predictions, task, options.gender_threshold)[known] == \
-                np.asarray(labels[task]).astype(np.int64)[known]
-            values[f"{task}_accuracy"] = _clean(hits.mean()) if count else None
-    return values
+            scored.append(spec)
+    return scored, skipped
 
 
-def fairness_breakdown(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
-                       tasks: tuple[str, ...], options: MetricOptions) -> dict[str, Any] | None:
-    """Every scored metric per gender x ethnicity group of the true labels, worst group and gap.
-
-    Groups are formed from whichever of gender and race labels exist (both when possible).
-    Within a group the true class is fixed, so a group's accuracy equals that class's recall.
-    Groups smaller than ``options.min_group_size`` are listed but not ranked.
-
-    Returns:
-        ``None`` when there are no gender or race labels to group by.
-    """
-    group_by = [task for task in CLASS_TASKS if task in labels and known_mask(labels, task).any()]
-    if not group_by:
-        return None
-    keys = np.stack([np.asarray(labels[task]).astype(np.int64) for task in group_by], axis=1)
-    keys = keys[(keys >= 0).all(axis=1)]
-    groups = []
-    for key in np.unique(keys, axis=0):
-        rows = np.ones(len(np.asarray(labels[group_by[0]])), bool)
-        names = {}
-        for task, value in zip(group_by, key):
-            rows &= np.asarray(labels[task]).astype(np.int64) == value
-            names[task] = _class_name(task, int(value))
-        group = {"group": " / ".join(names.values()), **names, "n": int(rows.sum())}
-        group.update(_group_metrics(labels, predictions, tasks, rows, options))
-        groups.append(group)
-    ranked = [group for group in groups if group["n"] >= options.min_group_size]
-    summary = {}
-    for metric, higher_is_better in GROUP_METRICS.items():
-        scored = [group for group in ranked if group.get(metric) is not None]
-        if not scored:
-            continue
-        ordered = sorted(scored, key=lambda group: group[metric], reverse=higher_is_better)
-        best, worst = ordered[0], ordered[-1]
-        summary[metric] = {"best": best["group"], "best_value": best[metric],
-                           "worst": worst["group"], "worst_value": worst[metric],
-                           "gap": abs(best[metric] - worst[metric]),
-                           "higher_is_better": higher_is_better}
-    return {"group_by": group_by, "min_group_size": options.min_group_size,
-            "groups": groups, "summary": summary,
-            "unranked": [group["group"] for group in groups if group["n"] < options.min_group_size]}
+def _task_metrics(labels, predictions, scored, options) -> tuple[dict, dict | None, dict]:
+    """(classification tasks' metrics, age's, other regression tasks')."""
+    classification, age, regression = {}, None, {}
+    for spec in scored:
+        known = known_mask(labels, spec.name, spec.kind == REGRESSION)
+        if spec.name == "age":
+            age = age_metrics(np.asarray(labels["age"], float)[known], predictions["age"][known],
+                              cs_threshold=options.cs_threshold,
+                              band_edges=options.age_band_edges)
+        elif spec.kind == REGRESSION:
+            regression[spec.name] = regression_metrics(
+                np.asarray(labels[spec.name], float)[known], predictions[spec.name][known])
+        else:
+            classification[spec.name] = classification_metrics(
+                np.asarray(labels[spec.name]).astype(np.int64)[known],
+                predicted_classes(predictions, spec.name, options.gender_threshold)[known],
+                spec.classes[:n_classes(spec.name, predictions)])
+    return classification, age, regression
 
 
 def evaluate_predictions(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
-                         options: MetricOptions = MetricOptions()) -> EvalResult:
+                         options: MetricOptions = MetricOptions(), specs=None,
+                         groups: Mapping[str, np.ndarray] | None = None,
+                         group_order: Mapping[str, list] | None = None) -> EvalResult:
     """Score predictions against labels: all metric families, fairness and bootstrap intervals.
 
     Args:
-        labels: ``age`` / ``gender`` / ``race`` arrays (unknown as NaN / -1); any may be absent.
+        labels: Label arrays per task (unknown as NaN / -1); any may be absent.
         predictions: The model's outputs as returned by ``predict_arrays``; any may be absent.
         options: How to compute the metrics.
+        specs: The model's task specs; None assumes UTKFace's tasks among ``predictions``.
+        groups: Column -> group value per row for the fairness breakdown; None groups by the
+            gender and race labels.
+        group_order: Column -> its values in display order.
 
     Returns:
         The metrics. Tasks without predictions or without any known label are listed in
@@ -348,39 +373,29 @@ def evaluate_predictions(labels: Mapping[str, np.ndarray], predictions: Mapping[
         DataError: Lengths differ, labels lie outside the model's classes, or nothing can be
             scored.
     """
-    n = _check_inputs(labels, predictions)
-    predictions = {task: (np.asarray(values, float).reshape(n, -1) if task == "race"
-                          else np.asarray(values, float).reshape(-1))
-                   for task, values in predictions.items()}
-    tasks, skipped = [], {}
-    for task in ("age", "gender", "race"):
-        if task not in predictions:
-            skipped[task] = "the model does not predict it"
-        elif task not in labels or not known_mask(labels, task).any():
-            skipped[task] = "no known labels in the evaluated rows"
-        else:
-            tasks.append(task)
-    if not tasks:
+    specs = tuple(specs) if specs is not None else default_specs(predictions)
+    predictions = {name: values for name, values in predictions.items()
+                   if name in {spec.name for spec in specs}}
+    n = _check_inputs(labels, predictions, specs)
+    predictions = {spec.name: (np.asarray(predictions[spec.name], float).reshape(n, -1)
+                               if spec.output_width > 1
+                               else np.asarray(predictions[spec.name], float).reshape(-1))
+                   for spec in specs if spec.name in predictions}
+    scored, skipped = _scored_tasks(labels, predictions, specs)
+    if not scored:
         raise DataError(
             f"Nothing to score: the model predicts {sorted(predictions) or 'nothing'} but the "
-            f"labels cover {[t for t in labels if known_mask(labels, t).any()] or 'no task'}. "
-            "Use a manifest with labels for at least one of the model's tasks.")
-    classification, age = {}, None
-    for task in tasks:
-        known = known_mask(labels, task)
-        if task == "age":
-            age = age_metrics(np.asarray(labels["age"], float)[known], predictions["age"][known],
-                              cs_threshold=options.cs_threshold,
-                              band_edges=options.age_band_edges)
-        else:
-            classification[task] = classification_metrics(
-                np.asarray(labels[task]).astype(np.int64)[known],
-                predicted_classes(predictions, task, options.gender_threshold)[known],
-                class_names(task, n_classes(task, predictions)))
-    intervals = bootstrap_intervals(labels, predictions, tuple(tasks), options)
+            f"labels cover {[t for t in labels if t in predictions] or 'no task'} with no "
+            "known value. Use a manifest with labels for at least one of the model's tasks.")
+    classification, age, regression = _task_metrics(labels, predictions, scored, options)
+    tasks = tuple(spec.name for spec in scored)
+    regressions = tuple(spec.name for spec in scored if spec.kind == REGRESSION)
+    intervals = bootstrap_intervals(labels, predictions, tasks, options, regressions)
     intervals = {name: {"estimate": value, **intervals[name]}
-                 for name, value in _headline(classification, age).items() if name in intervals}
+                 for name, value in _headline(classification, age, regression).items()
+                 if name in intervals}
     return EvalResult(
-        n=n, tasks=tuple(tasks), skipped=skipped, classification=classification, age=age,
-        fairness=fairness_breakdown(labels, predictions, tuple(tasks), options),
-        intervals=intervals, options=options)
+        n=n, tasks=tasks, skipped=skipped, classification=classification, age=age,
+        fairness=fairness_breakdown(labels, predictions, tasks, options, groups, regressions,
+                                    group_order),
+        intervals=intervals, options=options, regression=regression)

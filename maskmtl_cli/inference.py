@@ -2,110 +2,61 @@
 
 A maskmtl model takes one input named ``image`` of shape ``(size, size, C)`` (C=1 grayscale,
 C=3 RGB), float32 pixel values in 0..255 (rescaling happens inside the model), and gives a dict
-of outputs, any subset of:
+of outputs, one per task (``maskmtl_cli.tasks``; ``model_schema`` says how a model's tasks are
+found), for example:
 
 - ``"age"``: ``(N, 1)`` age in years,
 - ``"gender"``: ``(N, 1)`` probability that the face is female,
-- ``"race"``: ``(N, 5)`` class probabilities in ``RACE_NAMES`` order.
+- ``"race"``: ``(N, 5)`` class probabilities in ``RACE_NAMES`` order,
+- any other classification task: ``(N, K)`` probabilities of its classes; any other regression
+  task: ``(N, 1)`` in its label's units,
+- ``"segmentation"`` (optional): ``(N, size, size, 1)`` probability that a pixel is masked.
 
 It comes as a Keras 3 ``.keras`` file (the training format; needed for Grad-CAM) and as an
 ``.onnx`` file of the same network, which ONNX Runtime runs for ``predict`` and ``eval``
 (several times faster than Keras on a CPU, and without importing TensorFlow). A run folder
 written by ``maskmtl train`` (``runs/train``, ``runs/train2``, ...) holds both, ``best.keras``
-and ``best.onnx``, next to ``config.json``, ``history.csv``, ``curves.png`` and
-``summary.json``. A ``.keras`` file without an up-to-date ``.onnx`` beside it is exported once
+and ``best.onnx``, next to ``config.json``, ``tasks.json``, ``history.csv``, ``curves.png``
+and ``summary.json``. A ``.keras`` file without an up-to-date ``.onnx`` beside it is exported once
 into the cache folder (a few seconds) and the copy is reused.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import dataclass
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskmtl_cli.errors import InputError, ModelError
+from maskmtl_cli.model_files import (  # noqa: F401  (re-exported: the model interface)
+    BEST_MODEL,
+    BEST_ONNX,
+    RUN_CONFIG,
+    ModelFiles,
+    latest_run,
+    resolve_model_files,
+    resolve_model_path,
+    run_config,
+)
+from maskmtl_cli.model_schema import (
+    check_contract,
+    read_task_file,
+    specs_from_metadata,
+    specs_from_outputs,
+)
 from maskmtl_cli.schema import ENGINES
+from maskmtl_cli.tasks import SEGMENTATION, UTKFACE_TASK_NAMES, TaskSpec
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
 
-#: Model file names inside a run folder: the best epoch by validation loss.
-BEST_MODEL = "best.keras"
-BEST_ONNX = "best.onnx"
-#: Resolved training configuration inside a run folder.
-RUN_CONFIG = "config.json"
-#: Output names a maskmtl model may have, in canonical order (same as ``data.labels.TASKS``).
-MODEL_TASKS = ("age", "gender", "race")
-NUM_RACES = 5
-_OUTPUT_WIDTH = {"age": 1, "gender": 1, "race": NUM_RACES}
-_MODEL_HINT = ("Pass a run folder written by `maskmtl train` (for example runs/train), or a "
-               ".keras or .onnx model file.")
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """The files of one model: either may be missing, not both."""
-
-    keras: Path | None
-    onnx: Path | None
-
-    @property
-    def name(self) -> Path:
-        """The file that names the model in messages and outputs."""
-        return self.keras or self.onnx  # type: ignore[return-value]
-
-    def onnx_is_current(self) -> bool:
-        """An ``.onnx`` exists and is not older than the ``.keras`` beside it."""
-        if self.onnx is None:
-            return False
-        return self.keras is None or self.onnx.stat().st_mtime >= self.keras.stat().st_mtime
-
-
-def resolve_model_files(path: str | Path) -> ModelFiles:
-    """Find the model files that a path names.
-
-    Args:
-        path: A run folder (its ``best.keras`` / ``best.onnx``), or a ``.keras`` or ``.onnx``
-            file (the file of the other format with the same stem beside it is used too).
-
-    Returns:
-        The model's ``.keras`` and ``.onnx`` files, as far as they exist.
-
-    Raises:
-        ModelError: Nothing usable is there.
-    """
-    path = Path(path).expanduser()
-    if path.is_dir():
-        keras_file, onnx_file = path / BEST_MODEL, path / BEST_ONNX
-        files = ModelFiles(keras_file if keras_file.is_file() else None,
-                           onnx_file if onnx_file.is_file() else None)
-        if files.keras is None and files.onnx is None:
-            hint = ""
-            if (path / "last.keras").is_file():
-                hint = (" It holds last.keras, so training was interrupted before an epoch "
-                        f"finished validation: resume it with `maskmtl train --resume {path}`.")
-            raise ModelError(f"No {BEST_MODEL} in '{path}' (nor {BEST_ONNX}).{hint} "
-                             f"{_MODEL_HINT}")
-        return files
-    if not path.exists():
-        raise ModelError(f"Model '{path}' does not exist. {_MODEL_HINT}")
-    if path.suffix not in (".keras", ".onnx"):
-        raise ModelError(f"'{path}' is not a .keras or .onnx model file. {_MODEL_HINT}")
-    other = path.with_suffix(".onnx" if path.suffix == ".keras" else ".keras")
-    other = other if other.is_file() else None
-    if path.suffix == ".keras":
-        return ModelFiles(path, other)
-    return ModelFiles(other, path)
-
-
-def resolve_model_path(path: str | Path) -> Path:
-    """The file that names a model (its ``.keras``, else its ``.onnx``); see
-    ``resolve_model_files``."""
-    return resolve_model_files(path).name
+#: UTKFace's tasks, in canonical order (``maskmtl_cli.tasks``).
+MODEL_TASKS = UTKFACE_TASK_NAMES
+#: Tasks of loaded Keras models, read from the tasks.json beside their files.
+_KERAS_TASKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 class OnnxModel:
@@ -119,6 +70,8 @@ class OnnxModel:
         input_shape: ``(None, size, size, channels)``.
         output_names: The model's outputs, in the file's order.
         output_widths: Width of each output.
+        output_ranks: Rank of each output (4 for ``segmentation``).
+        task_specs: The model's tasks, from the file's metadata or its outputs.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None):
@@ -148,6 +101,11 @@ class OnnxModel:
         self.output_names = [output.name for output in self.session.get_outputs()]
         self.output_widths = {output.name: output.shape[-1] if output.shape else None
                               for output in self.session.get_outputs()}
+        self.output_ranks = {output.name: len(output.shape or ())
+                             for output in self.session.get_outputs()}
+        found = specs_from_metadata(self.session.get_modelmeta().custom_metadata_map or {})
+        self.task_specs = found[0] if found else specs_from_outputs(self.output_names,
+                                                                    self.output_widths)
 
     def predict_on_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Outputs for one float32 batch ``(N, size, size, C)``, keyed by output name."""
@@ -180,7 +138,8 @@ def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxMod
     if engine == "onnx":
         onnx_path = files.onnx if files.onnx_is_current() else _cached_export(files.keras)
         model = OnnxModel(onnx_path)
-        _check_contract(model.input_shape, model.output_names, model.output_widths, onnx_path)
+        check_contract(model.input_shape, model.output_names, model.output_widths,
+                       model.output_ranks, model.task_specs, onnx_path)
         return model
     if files.keras is None:
         raise ModelError(f"'{files.onnx}' is an ONNX file, which --engine keras (and --cam) "
@@ -200,19 +159,56 @@ def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxMod
             "written by an incompatible Keras version; retrain with `maskmtl train` or pass "
             "another model."
         ) from None
+    found = read_task_file(files.keras.parent)
+    if found is not None:
+        _KERAS_TASKS[model] = found[0]
     check_keras_model(model, files.keras)
     return model
 
 
-def check_keras_model(model: "keras.Model", model_path: Path) -> None:
-    """ModelError unless a loaded Keras model has the maskmtl input and output layout."""
+def check_keras_model(model: "keras.Model", model_path: Path, specs=None) -> None:
+    """ModelError unless a loaded Keras model has the maskmtl input and output layout.
+
+    Args:
+        model: The model.
+        model_path: Named in messages.
+        specs: Its tasks; None uses ``task_specs(model)``.
+    """
     inputs = getattr(model, "inputs", None) or []
     if len(inputs) != 1:
         raise ModelError(f"'{model_path}' has {len(inputs)} inputs; a maskmtl model has 1. "
                          "Use a model trained with `maskmtl train`.")
     names = list(getattr(model, "output_names", None) or [])
     widths = {name: output.shape[-1] for name, output in zip(names, model.outputs)}
-    _check_contract(tuple(model.input_shape), names, widths, model_path)
+    ranks = {name: len(output.shape) for name, output in zip(names, model.outputs)}
+    check_contract(tuple(model.input_shape), names, widths, ranks,
+                   task_specs(model) if specs is None else specs, model_path)
+
+
+def task_specs(model) -> tuple[TaskSpec, ...]:
+    """The tasks of a loaded model, in output order (see ``model_schema``)."""
+    specs = getattr(model, "task_specs", None)
+    if specs is None:
+        specs = _KERAS_TASKS.get(model) if _is_weakrefable(model) else None
+    if specs is None:
+        names = list(getattr(model, "output_names", None) or [])
+        widths = getattr(model, "output_widths", None) or {
+            name: output.shape[-1] for name, output in zip(names, model.outputs)}
+        specs = specs_from_outputs(names, widths)
+    return tuple(specs)
+
+
+def has_segmentation(model) -> bool:
+    """Whether the model has the mask-segmentation output."""
+    return SEGMENTATION in list(getattr(model, "output_names", None) or [])
+
+
+def _is_weakrefable(model) -> bool:
+    try:
+        weakref.ref(model)
+    except TypeError:
+        return False
+    return True
 
 
 def onnx_cache_dir() -> Path:
@@ -240,28 +236,6 @@ def _cached_export(keras_path: Path) -> Path:
     return target
 
 
-def _check_contract(shape: tuple, names: list[str], widths: dict, model_path: Path) -> None:
-    """Raise ModelError unless the model has the maskmtl input and output layout."""
-    fix = "Use a model trained with `maskmtl train`."
-    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2] or shape[3] not in (1, 3):
-        raise ModelError(
-            f"'{model_path}' takes inputs of shape {shape}; a maskmtl model takes square "
-            f"images (None, size, size, 1 or 3). {fix}"
-        )
-    tasks = [name for name in names if name in MODEL_TASKS]
-    if not tasks or len(tasks) != len(names):
-        raise ModelError(
-            f"'{model_path}' has outputs {names}; a maskmtl model has outputs named from "
-            f"{', '.join(MODEL_TASKS)}. {fix}"
-        )
-    for name in names:
-        if widths.get(name) != _OUTPUT_WIDTH[name]:
-            raise ModelError(
-                f"'{model_path}' output '{name}' has width {widths.get(name)}; expected "
-                f"{_OUTPUT_WIDTH[name]}. {fix}"
-            )
-
-
 def input_spec(model: "keras.Model") -> tuple[int, str]:
     """The image size and colour mode a model expects.
 
@@ -276,9 +250,8 @@ def input_spec(model: "keras.Model") -> tuple[int, str]:
 
 
 def model_tasks(model: "keras.Model") -> list[str]:
-    """The tasks a model predicts, in canonical order (a subset of age, gender, race)."""
-    names = set(model.output_names)
-    return [task for task in MODEL_TASKS if task in names]
+    """The names of the tasks a model predicts, in order (not ``segmentation``)."""
+    return [spec.name for spec in task_specs(model)]
 
 
 def predict_arrays(
@@ -286,6 +259,7 @@ def predict_arrays(
     images: np.ndarray,
     batch_size: int = 256,
     flip: bool = False,
+    segmentation: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run a model over in-memory images.
 
@@ -295,11 +269,13 @@ def predict_arrays(
             ``input_spec(model)``; grayscale may also be ``(N, size, size)``.
         batch_size: Images per forward pass.
         flip: Also run on the horizontally flipped images and average the two predictions
-            (test-time augmentation).
+            (test-time augmentation; a flipped mask is flipped back first).
+        segmentation: Also return the ``segmentation`` output, when the model has one.
 
     Returns:
         A dict with the model's tasks: ``age`` (N,) years, ``gender`` (N,) probability of female,
-        ``race`` (N, 5) class probabilities; all float32.
+        ``race`` (N, 5) class probabilities, other tasks (N,) values or (N, K) probabilities;
+        with ``segmentation``, ``segmentation`` (N, size, size) probabilities; all float32.
 
     Raises:
         InputError: The images do not match the model's input size or channels.
@@ -317,24 +293,27 @@ def predict_arrays(
         )
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1; got {batch_size}.")
-    tasks = model_tasks(model)
-    widths = {task: _OUTPUT_WIDTH[task] for task in tasks}
-    chunks: dict[str, list[np.ndarray]] = {task: [] for task in tasks}
+    widths = {spec.name: spec.output_width for spec in task_specs(model)}
+    if segmentation and has_segmentation(model):
+        widths[SEGMENTATION] = None
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in widths}
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].astype("float32")
         outputs = _forward(model, batch)
         if flip:
             flipped = _forward(model, np.ascontiguousarray(batch[:, :, ::-1, :]))
-            outputs = {task: (outputs[task] + flipped[task]) / 2.0 for task in tasks}
-        for task in tasks:
-            chunks[task].append(outputs[task])
+            if SEGMENTATION in flipped:
+                flipped[SEGMENTATION] = flipped[SEGMENTATION][:, :, ::-1]
+            outputs = {name: (outputs[name] + flipped[name]) / 2.0 for name in widths}
+        for name in widths:
+            chunks[name].append(outputs[name])
     results = {}
-    for task in tasks:
-        if chunks[task]:
-            values = np.concatenate(chunks[task]).astype("float32")
+    for name, width in widths.items():
+        if chunks[name]:
+            values = np.concatenate(chunks[name]).astype("float32")
         else:
-            values = np.zeros((0, widths[task]), dtype="float32")
-        results[task] = values[:, 0] if widths[task] == 1 else values
+            values = np.zeros((0, size, size, 1) if width is None else (0, width), "float32")
+        results[name] = values[..., 0] if width in (1, None) else values
     return results
 
 
@@ -344,54 +323,3 @@ def _forward(model: "keras.Model", batch: np.ndarray) -> dict[str, np.ndarray]:
     if not isinstance(outputs, dict):  # A single-output model may return a bare array.
         outputs = {model.output_names[0]: outputs}
     return {task: np.asarray(value, dtype="float32") for task, value in outputs.items()}
-
-
-def latest_run(root: str | Path = "runs") -> Path:
-    """The most recently trained run folder under ``root``.
-
-    Args:
-        root: The project folder that holds run folders (``maskmtl train --project``).
-
-    Returns:
-        The run folder whose ``best.keras`` (or ``best.onnx``) was written last.
-
-    Raises:
-        ModelError: ``root`` does not exist or holds no run with a ``best.keras``.
-    """
-    root = Path(root).expanduser()
-    runs = [p for name in (BEST_MODEL, BEST_ONNX) for p in root.glob(f"*/{name}")
-            if p.is_file()] if root.is_dir() else []
-    if not runs:
-        raise ModelError(
-            f"No trained run found under '{root}/' (no */{BEST_MODEL}). Train one with "
-            "`maskmtl train`, or pass a run folder or .keras file explicitly."
-        )
-    newest = max(runs, key=lambda p: (p.stat().st_mtime, str(p)))
-    return newest.parent
-
-
-def run_config(path: str | Path) -> dict | None:
-    """The resolved training config of the run a model belongs to, if there is one.
-
-    Args:
-        path: A run folder or a ``.keras`` file inside one.
-
-    Returns:
-        The parsed ``config.json`` (it includes the absolute ``manifest`` path, ``tasks``,
-        ``image_size`` and ``color_mode``), or None when there is no config next to the model.
-
-    Raises:
-        ModelError: ``config.json`` exists but cannot be parsed.
-    """
-    path = Path(path).expanduser()
-    folder = path if path.is_dir() else path.parent
-    config_path = folder / RUN_CONFIG
-    if not config_path.is_file():
-        return None
-    try:
-        return json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise ModelError(
-            f"Cannot read '{config_path}': {error}. The run folder may be damaged; retrain "
-            "with `maskmtl train`."
-        ) from None

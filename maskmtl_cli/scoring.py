@@ -19,7 +19,6 @@ def safe_ratio(numerator: np.ndarray | float, denominator: np.ndarray | float) -
     return np.divide(numerator, denominator, out=out, where=denominator != 0)
 
 
-
 def scores_from_confusion(matrix: np.ndarray) -> dict[str, np.ndarray]:
     """Per-class precision, recall, F1 and support from confusion matrices.
 
@@ -41,19 +40,25 @@ def macro_mean(values: np.ndarray, present: np.ndarray) -> np.ndarray:
 
 def predicted_classes(predictions: Mapping[str, np.ndarray], task: str,
                       gender_threshold: float = 0.5) -> np.ndarray:
-    """Predicted class indices for ``gender`` (thresholded P(female)) or ``race`` (arg-max)."""
-    if task == "gender":
-        return (np.asarray(predictions["gender"]).reshape(-1) >= gender_threshold).astype(np.int64)
-    return np.asarray(predictions["race"]).argmax(axis=1).astype(np.int64)
+    """Predicted class indices: a one-column output (gender's P(female)) thresholded, a
+    probability matrix (N, K) by arg-max."""
+    values = np.asarray(predictions[task])
+    if values.ndim == 1 or values.shape[-1] == 1:
+        return (values.reshape(-1) >= gender_threshold).astype(np.int64)
+    return values.argmax(axis=1).astype(np.int64)
 
 
-def known_mask(labels: Mapping[str, np.ndarray], task: str) -> np.ndarray:
-    """Rows whose label for ``task`` is known (age not NaN, classes not negative)."""
+def known_mask(labels: Mapping[str, np.ndarray], task: str,
+               regression: bool | None = None) -> np.ndarray:
+    """Rows whose label for ``task`` is known: a regression label not NaN, a class id not
+    negative. ``regression`` defaults to ``task == "age"``."""
     values = np.asarray(labels[task])
-    return ~np.isnan(values.astype(float)) if task == "age" else values.astype(np.int64) >= 0
+    if regression is None:
+        regression = task == "age"
+    return ~np.isnan(values.astype(float)) if regression else values.astype(np.int64) >= 0
 
 
 def n_classes(task: str, predictions: Mapping[str, np.ndarray]) -> int:
-    """Classes of a task: 2 for gender, the width of the race output for race."""
-    return 2 if task == "gender" else np.asarray(predictions["race"]).shape[1]
-
+    """Classes of a task: 2 for a one-column (sigmoid) output, else the output's width."""
+    values = np.asarray(predictions[task])
+    return 2 if values.ndim == 1 or values.shape[-1] == 1 else values.shape[1]

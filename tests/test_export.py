@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from maskmtl_cli.errors import ModelError
+from maskmtl_cli.errors import InputError, ModelError
 from maskmtl_cli.inference import OnnxModel
 from maskmtl_cli.models import PRESETS, build_network
 from maskmtl_cli.models.export import PARITY_TOLERANCE, export_onnx, inference_network
@@ -97,3 +97,66 @@ def test_a_failed_parity_check_keeps_no_file(tmp_path, monkeypatch):
 def test_presets_are_distinct_shapes():
     assert PRESETS["deep"].convs_per_block == (1, 2, 2)
     assert replace(PRESETS["compact-gap"], head_pooling="flatten") != PRESETS["compact-gap"]
+
+
+def test_onnx_export_of_other_tasks_and_the_segmentation_head(tmp_path):
+    from maskmtl_cli.model_schema import ONNX_METADATA_KEY
+    from maskmtl_cli.models import MultiTaskTrainer
+    from maskmtl_cli.tasks import UTKFACE_TASKS, TaskSpec, specs_from_json
+
+    keras.utils.set_random_seed(0)
+    tasks = (UTKFACE_TASKS[0], TaskSpec("expression", "classification", ("a", "b", "c")),
+             TaskSpec("age_group", "classification", ("0", "1", "2", "3"), "block2"),
+             TaskSpec("score", "regression"))
+    network = build_network("hierarchical", tasks=tasks, preset="tiny", image_size=32,
+                            color_mode="rgb", nonlocal_block=True, segmentation=True,
+                            regression_stats={"score": (100.0, 40.0)})
+    trainer = MultiTaskTrainer(network, [task.to_dict() for task in tasks], segmentation=True)
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (8, 32, 32, 4)).astype("uint8")  # RGB + mask channel
+    targets = {"age": rng.uniform(1, 90, 8).astype("float32"),
+               "expression": rng.integers(0, 3, 8).astype("int32"),
+               "age_group": rng.integers(0, 4, 8).astype("int32"),
+               "score": rng.normal(100, 40, 8).astype("float32"),
+               "segmentation": np.ones(8, "float32")}
+    trainer.fit(images, targets, batch_size=8, epochs=1, verbose=0)
+    differences = export_onnx(network, tmp_path / "model.onnx", specs=tasks)
+    assert set(differences) == {"age", "expression", "age_group", "score", "segmentation"}
+    assert differences["segmentation"] <= PARITY_TOLERANCE["segmentation"]
+    model = OnnxModel(tmp_path / "model.onnx")
+    assert model.task_specs == tasks
+    metadata = model.session.get_modelmeta().custom_metadata_map[ONNX_METADATA_KEY]
+    assert specs_from_json(metadata) == (tasks, True)
+    assert model.output_ranks["segmentation"] == 4
+
+
+def test_segmentation_decoder_shapes_and_keras_round_trip(tmp_path):
+    from maskmtl_cli.models.segmentation import iou, segmentation_loss
+
+    network = build_network("hierarchical", tasks=("gender",), preset="tiny", image_size=48,
+                            segmentation=True)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 48, 48, 1)).astype("float32")
+    masks = np.asarray(network(images)["segmentation"])
+    assert masks.shape == (2, 48, 48, 1) and ((masks > 0) & (masks < 1)).all()
+    names = {layer.name for layer in network.layers}
+    assert {"segmentation_up1", "segmentation_skip3", "segmentation_conv3"} <= names
+    network.save(tmp_path / "net.keras")
+    again = keras.saving.load_model(tmp_path / "net.keras")
+    np.testing.assert_allclose(np.asarray(again(images)["segmentation"]), masks, rtol=1e-6)
+    clone = keras.Model.from_config(network.get_config())
+    assert [layer.name for layer in clone.layers] == [layer.name for layer in network.layers]
+    truth = np.zeros((2, 4, 4, 1), "float32")
+    truth[0, :2] = 1.0
+    perfect = np.asarray(iou(truth, truth))
+    np.testing.assert_allclose(perfect, [1.0, 1.0])  # an empty mask predicted empty counts 1
+    half = truth.copy()
+    half[0, :1] = 0.0
+    assert float(iou(truth, half)[0]) == pytest.approx(0.5)
+    losses = np.asarray(segmentation_loss(truth, np.clip(truth, 0.01, 0.99)))
+    # Image 0: BCE -log(0.99); Dice 1 - (2 * 7.92 + 1) / (8 + 8 + 1), by hand.
+    assert losses[0] == pytest.approx(-np.log(0.99) + 1 - 16.84 / 17, rel=1e-4)
+    assert float(segmentation_loss(truth, 1 - truth)[0]) > 10 * losses[0]
+    with pytest.raises(InputError, match="divisible by 8"):
+        build_network("hierarchical", tasks=("gender",), preset="tiny", image_size=36,
+                      segmentation=True)

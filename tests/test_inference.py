@@ -171,3 +171,31 @@ def test_corrupt_or_truncated_models_name_the_file_in_one_line(saved_model, tmp_
             inference.load_model(truncated, engine)
         message = str(raised.value)
         assert f"truncated{suffix}" in message and "\n" not in message, message
+
+
+#: The bundled model's outputs on four random RGB images (seed 17), as the code before task
+#: specs (issue 17) predicted them: a model of the three UTKFace tasks must keep predicting so.
+BUNDLED_REFERENCE = {
+    "age": [65.06658, 70.35056, 72.67865, 64.14563],
+    "gender": [0.43833, 0.25504, 0.23431, 0.2727],
+    "race": [[0.03239, 0.00986, 0.9557, 0.00111, 0.00095],
+             [0.04117, 0.01477, 0.9432, 0.00032, 0.00054],
+             [0.01246, 0.00313, 0.98418, 8e-05, 0.00014],
+             [0.01889, 0.00529, 0.97498, 0.00037, 0.00047]],
+}
+
+
+@pytest.mark.parametrize("engine", ["onnx", "keras"])
+def test_a_model_of_the_three_utkface_tasks_predicts_as_before(engine):
+    from maskmtl_cli.prediction.predict import DEFAULT_MODEL
+    from maskmtl_cli.tasks import UTKFACE_TASKS
+
+    path = DEFAULT_MODEL if engine == "onnx" else DEFAULT_MODEL.with_suffix(".keras")
+    model = inference.load_model(path, engine)
+    assert inference.task_specs(model) == UTKFACE_TASKS  # from its outputs: no metadata
+    assert not inference.has_segmentation(model)
+    images = np.random.default_rng(17).integers(0, 256, (4, 48, 48, 3)).astype("uint8")
+    results = inference.predict_arrays(model, images, segmentation=True)
+    assert set(results) == {"age", "gender", "race"}
+    for task, expected in BUNDLED_REFERENCE.items():
+        np.testing.assert_allclose(results[task], expected, atol=2e-4 if task == "age" else 2e-5)

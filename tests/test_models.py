@@ -188,3 +188,127 @@ def test_count_parameters_splits_trainable():
     batch_norm_stats = sum(2 * layer.gamma.shape[0] for layer in model.layers
                            if isinstance(layer, keras.layers.BatchNormalization))
     assert counts["non_trainable"] == batch_norm_stats
+
+
+#: Layers of the default network (hierarchical, compact, 48x48 gray, UTKFace's three tasks) as
+#: built before tasks became configurable (issue 17): saved models and runs depend on them.
+DEFAULT_LAYERS = [
+    "image", "rescale", "block1_conv", "block1_bn", "block1_act", "block1_pool", "block2_conv",
+    "block2_bn", "block2_act", "block2_pool", "block3_conv", "block3_bn", "block3_act",
+    "block3_pool", "gender_branch_conv", "gender_branch_bn", "gender_branch_act",
+    "gender_branch_pool", "race_branch_conv", "race_branch_bn", "race_branch_act", "age_flatten",
+    "race_branch_pool", "age_dense1", "gender_flatten", "race_flatten", "age_dropout1",
+    "gender_dense1", "race_dense1", "age_dense2", "gender_dropout1", "race_dropout1",
+    "age_dropout2", "gender_dense2", "race_dense2", "age_standardised", "gender_dropout2",
+    "race_dropout2", "age", "gender", "race",
+]
+
+
+def test_the_default_network_keeps_its_layers_and_parameters():
+    model = build_network()
+    assert [layer.name for layer in model.layers] == DEFAULT_LAYERS
+    assert count_parameters(model)["total"] == count_parameters(
+        build_network(tasks=("age", "gender", "race")))["total"]
+    outputs = model(np.zeros((2, 48, 48, 1), "float32"))
+    assert {name: tuple(value.shape) for name, value in outputs.items()} == {
+        "age": (2, 1), "gender": (2, 1), "race": (2, 5)}
+
+
+def spec(name, kind="classification", classes=(), attach=""):
+    from maskmtl_cli.tasks import TaskSpec
+
+    return TaskSpec(name, kind, classes, attach)
+
+
+def test_attach_points_place_each_head_where_asked():
+    tasks = (spec("age"), spec("expression", classes=("happy", "neutral", "sad")),
+             spec("age_group", classes=("a", "b", "c", "d"), attach="block2"),
+             spec("glasses", classes=("no", "yes"), attach="branch:expression"),
+             spec("score", "regression"))
+    from maskmtl_cli.tasks import UTKFACE_TASKS
+
+    model = build_network(tasks=(UTKFACE_TASKS[0], *tasks[1:]), preset="tiny", image_size=32,
+                          regression_stats={"score": (50.0, 10.0)})
+    names = {layer.name for layer in model.layers}
+    assert {"expression_branch_conv", "glasses_branch_conv"} <= names
+    assert "age_group_branch_conv" not in names and "score_branch_conv" not in names
+    # glasses' branch reads expression's; age_group's head reads block 2's pooled output.
+    glasses_input = model.get_layer("glasses_branch_conv").input
+    assert glasses_input.shape[1:] == model.get_layer("expression_branch_pool").output.shape[1:]
+    assert model.get_layer("age_group_flatten").input.shape[1:] == \
+        model.get_layer("block2_pool").output.shape[1:]
+    outputs = model(np.zeros((3, 32, 32, 1), "float32"))
+    assert tuple(outputs["expression"].shape) == (3, 3)
+    assert tuple(outputs["age_group"].shape) == (3, 4) and tuple(outputs["glasses"].shape) == (3, 2)
+    dense = model.get_layer("score_standardised")
+    dense.kernel.assign(np.zeros(dense.kernel.shape, "float32"))
+    dense.bias.assign(np.ones((1,), "float32"))
+    np.testing.assert_allclose(np.asarray(model(np.zeros((1, 32, 32, 1), "float32"))["score"]),
+                               60.0)  # mean + 1 std
+    hard = build_network("hard", tasks=(UTKFACE_TASKS[0], *tasks[1:]), preset="tiny",
+                         image_size=16)  # hard sharing: every branch on the encoder
+    assert hard.get_layer("glasses_branch_conv").input.shape[1:] == \
+        hard.get_layer("block3_pool").output.shape[1:]
+    assert min_image_size("hierarchical", tasks[1:4]) == 32
+    with pytest.raises(InputError, match="has no classes yet"):
+        build_network(tasks=(spec("mood"),), preset="tiny", image_size=32)
+    with pytest.raises(InputError, match="needs a shared encoder"):
+        build_network("soft", tasks=tasks[2:3], preset="tiny", image_size=32)
+
+
+def test_masked_losses_leave_missing_labels_out():
+    from maskmtl_cli.tasks import UTKFACE_TASKS
+
+    expression = spec("expression", classes=("a", "b", "c"))
+    y_true = {"age": np.array([20.0, np.nan, 40.0], "float32"),
+              "gender": np.array([1.0, 0.0, -1.0], "float32"),
+              "expression": np.array([2, -1, -1], "int32"),
+              "score": np.array([np.nan, 10.0, 30.0], "float32")}
+    probs = np.array([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], "float32")
+    y_pred = {"age": np.array([[25.0], [99.0], [37.0]], "float32"),
+              "gender": np.array([[0.8], [0.4], [0.5]], "float32"), "expression": probs,
+              "score": np.array([[0.0], [14.0], [26.0]], "float32")}
+    tasks = (UTKFACE_TASKS[0], UTKFACE_TASKS[1], expression, spec("score", "regression"))
+    age, gender, expression_loss, score = (
+        float(v) for v in losses.task_losses(
+            tasks, y_true, y_pred, losses.LossSpec(regression_scales=(("score", 2.0),))))
+    assert age == pytest.approx(4.0)  # (5 + 3) / 2: the unknown age is left out
+    assert gender == pytest.approx(-(np.log(0.8) + np.log(0.6)) / 2, rel=1e-4)
+    assert expression_loss == pytest.approx(-np.log(0.5), rel=1e-4)  # one labelled face
+    assert score == pytest.approx((4 / 2 + 4 / 2) / 2)  # L1 / std of the training labels
+    nothing = {"expression": np.array([-1, -1, -1], "int32")}
+    assert float(losses.task_losses([expression], nothing, y_pred)[0]) == 0.0
+
+
+def test_trainer_with_segmentation_and_other_tasks_round_trips(tmp_path):
+    from maskmtl_cli.tasks import UTKFACE_TASKS
+
+    keras.utils.set_random_seed(0)
+    tasks = (UTKFACE_TASKS[1], spec("expression", classes=("a", "b", "c")),
+             spec("score", "regression"))
+    network = build_network(tasks=tasks, preset="tiny", image_size=32, segmentation=True)
+    trainer = MultiTaskTrainer(network, [task.to_dict() for task in tasks],
+                               loss_weights=[1.0, 1.0, 1.0, 2.0], segmentation=True,
+                               regression_scales={"score": 3.0}, augment=True)
+    trainer.compile(optimizer="adam", run_eagerly=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (8, 32, 32, 1)).astype("uint8")
+    masks = np.zeros((8, 32, 32, 1), "uint8")
+    masks[:, 16:] = 255
+    targets = {"gender": rng.integers(0, 2, 8).astype("float32"),
+               "expression": np.array([0, 1, 2, -1, 0, 1, 2, -1], "int32"),
+               "score": rng.normal(0, 3, 8).astype("float32"),
+               "segmentation": np.array([1, 1, 1, 1, 1, 1, 0, 0], "float32")}
+    history = trainer.fit(np.concatenate([images, masks], axis=-1), targets, batch_size=4,
+                          epochs=1, verbose=0)
+    assert {"expression_acc", "score_mae", "segmentation_iou", "segmentation_loss"} <= \
+        set(history.history)
+    assert trainer.task_weights() == {"gender": 1.0, "expression": 1.0, "score": 1.0,
+                                      "segmentation": 2.0}
+    trainer.save(tmp_path / "last.keras")
+    again = keras.saving.load_model(tmp_path / "last.keras")
+    assert again.segmentation and again.regression_scales == {"score": 3.0}
+    assert [task.classes for task in again.task_specs] == [task.classes for task in tasks]
+    stacked = np.concatenate([images, masks], axis=-1).astype("float32")
+    np.testing.assert_allclose(np.asarray(again(stacked)["segmentation"]),
+                               np.asarray(trainer(stacked)["segmentation"]), rtol=1e-5)

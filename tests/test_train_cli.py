@@ -237,14 +237,18 @@ def test_read_only_project_folder_is_one_line_not_a_traceback(dataset, tmpfs):
     assert f"Error: Cannot write {disk / 'runs'}: read-only file system." in result.stderr
 
 
-def test_missing_labels_fail_unless_dropped(tmp_path):
+def test_missing_labels_are_masked_dropped_or_refused(tmp_path):
     manifest = write_dataset(tmp_path, count=48, missing_race=3)
     common = [str(manifest), *FAST, "--project", str(tmp_path / "runs"),
               "--cache-dir", str(tmp_path)]
-    failed = train(common)
+    masked = summary_of(train([*common, "--json"]))  # the default: out of race's loss only
+    assert masked["train_images"] == 32 and masked["dropped_unlabelled"] == {}
+    assert masked["missing_labels"] == "mask"
+    failed = train([*common, "--missing-labels", "require"])
     assert failed.exit_code == 1
     assert "3 train and 0 val images have no race" in failed.output
-    assert "--drop-missing" in failed.output
+    assert "--missing-labels mask" in failed.output and "--missing-labels drop" in failed.output
+    assert train([*common, "--require-labels"]).exit_code == 1  # the older spelling
     dropped = train([*common, "--drop-missing", "--json"])
     summary = summary_of(dropped)
     assert summary["train_images"] == 29 and summary["dropped_unlabelled"] == {"train": 3}

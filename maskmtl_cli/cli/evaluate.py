@@ -48,6 +48,10 @@ def evaluate_command(
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     min_group: Annotated[int, typer.Option(
         min=1, help="Smallest fairness group that is ranked for worst/best.")] = 20,
+    group_by: Annotated[Optional[str], typer.Option(
+        help="Manifest columns whose combinations form the fairness groups, e.g. "
+             "gender,template. \\[default: gender,race where labelled]",
+        show_default=False)] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(
         help="Image cache folder (default: $MASKMTL_CACHE_DIR or ~/.cache/maskmtl).",
         show_default=False)] = None,
@@ -57,9 +61,11 @@ def evaluate_command(
 ) -> None:
     """Evaluate a trained model on a manifest split, or compare evaluated runs.
 
-    Scores gender and ethnicity (accuracy, per-class precision, recall, F1,
-    confusion matrices), age (MAE, RMSE, CS(5), MAE per age band), every
-    metric per gender x ethnicity group with the worst group, and 95%
+    Scores every task of the model: classification tasks such as gender and
+    ethnicity (accuracy, per-class precision, recall, F1, confusion matrices),
+    age (MAE, RMSE, CS(5), MAE per age band), other regression tasks (MAE,
+    RMSE, bias) and the segmentation head (IoU, Dice); every metric per group
+    (gender x ethnicity, or --group-by) with the worst group, and 95%
     bootstrap intervals. Labels the manifest lacks and tasks the model lacks
     are not scored. Images that fail to load are listed and left out.
 
@@ -78,7 +84,7 @@ def evaluate_command(
         render_comparison(compare_runs(CompareConfig(runs=tuple(runs or ()), out_dir=out)),
                           json_output)
         return
-    from maskmtl_cli.eval_config import EvalConfig, MetricOptions
+    from maskmtl_cli.eval_config import EvalConfig, MetricOptions, parse_group_by
     from maskmtl_cli.reports.pipeline import check_single_run, evaluate_run
     from maskmtl_cli.reports.tables import render_evaluation
 
@@ -86,7 +92,8 @@ def evaluate_command(
         run=check_single_run(runs), manifest=manifest, split=split.value, out_dir=out,
         report=report, batch_size=batch_size, flip=flip, engine=engine,
         cache_dir=cache_dir if cache_dir is not None else "default",
-        metrics=MetricOptions(bootstrap=bootstrap, seed=seed, min_group_size=min_group))
+        metrics=MetricOptions(bootstrap=bootstrap, seed=seed, min_group_size=min_group),
+        group_by=parse_group_by(group_by))
     outcome = evaluate_run(config, log=lambda line: err_console.print(line, highlight=False,
                                                                        soft_wrap=True))
     render_evaluation(outcome.metrics, json_output)

@@ -51,6 +51,10 @@ def predict_command(
         rich_help_panel=_OUTPUT,
         help="Write Grad-CAM heatmaps over each aligned face here, one PNG per face and task.")
     ] = None,
+    masks: Annotated[Optional[Path], typer.Option(
+        rich_help_panel=_OUTPUT,
+        help="Write each face's predicted mask here as a PNG (255 = covered), in the frame of "
+             "its aligned crop; needs a model trained with --segmentation.")] = None,
     flip: Annotated[bool, typer.Option(
         "--flip", help="Also predict on the mirrored face and average (slower, steadier).")
     ] = False,
@@ -62,10 +66,11 @@ def predict_command(
         help="onnx: ONNX Runtime (fast, no TensorFlow); keras: TensorFlow. --cam always uses "
              "Keras (Grad-CAM needs gradients).")] = DEFAULT_ENGINE,
 ) -> None:
-    """Predict age, gender and ethnicity for every face in photos, masked or not.
+    """Predict age, gender and ethnicity (or the model's own tasks) for every face in photos.
 
     Faces are found with RetinaFace (robust to masks), aligned and cropped like the UTKFace
-    training images, then passed to the model. Results go to stdout as a table, --json or --csv;
+    training images, then passed to the model; every task of the model is listed by its name.
+    Results go to stdout as a table, --json or --csv;
     unreadable files and photos without a face are reported on stderr. Exit codes: 0 done
     (also when no face is found), 1 bad input or model, 2 usage error, 3 no face with --strict.
 
@@ -80,7 +85,7 @@ def predict_command(
     config = PredictConfig(inputs=tuple(inputs), model=model, detector=detector, aligned=aligned,
                            faces=faces, min_face=min_face, flip=flip, strict=strict,
                            batch_size=batch_size, annotate_dir=annotate, cam_dir=cam,
-                           engine=engine)
+                           engine=engine, masks_dir=masks)
     with progress_reporter() as progress:
         result = run_predict(config, progress=progress)
     print_result(result, "json" if as_json else "csv" if as_csv else "table")

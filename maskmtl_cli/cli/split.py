@@ -29,7 +29,8 @@ def split_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="Manifest CSV to write.")] = Path(
         "manifest.csv"),
     labels: Annotated[Optional[Path], typer.Option(
-        help="CSV with 'filename' and any of age, gender, race. Default: UTKFace file names.")] = None,
+        help="CSV with 'filename' and label columns: any of age, gender, race, and any others "
+             "(kept for tasks of their own). Default: UTKFace file names.")] = None,
     strategy: Annotated[str, typer.Option(
         help="random (seeded, stratified by gender, race, age band) or parts (the paper's "
              "protocol: part1 trains; the rest is split test:val 10,719:3,252).")] = "random",
@@ -48,9 +49,10 @@ def split_command(
 ) -> None:
     """Label, de-duplicate and split a folder of face images into a manifest CSV.
 
-    Labels come from UTKFace names (AGE_GENDER_RACE_DATETIME.jpg.chip.jpg) or from --labels.
-    Malformed names, unreadable files and out-of-range labels are listed as skipped.
-    Byte-identical copies never straddle two splits.
+    Labels come from UTKFace names (AGE_GENDER_RACE_DATETIME.jpg.chip.jpg) or from --labels,
+    whose every column is kept. In a folder written by `maskmtl mask --save-masks`, each
+    image's mask PNG is recorded (column 'mask'). Malformed names, unreadable files and
+    out-of-range labels are listed as skipped. Byte-identical copies never straddle two splits.
 
     Example: maskmtl split UTKFace/ -o manifest.csv --strategy random --seed 0
     """

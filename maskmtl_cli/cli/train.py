@@ -9,11 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
+from maskmtl_cli.tasks import ATTACH_HELP
 from maskmtl_cli.training.config import (
     AGE_LOSSES,
     ARCHITECTURES,
     BACKENDS,
     LR_SCHEDULES,
+    MISSING_LABELS,
     PRESET_NAMES,
     AGE_REWEIGHTS,
     RACE_BALANCES,
@@ -38,7 +40,17 @@ def train_command(
         help="Add a non-local attention block after the encoder. \\[default: no-nonlocal]",
         show_default=False)] = None,
     tasks: Annotated[Optional[str], typer.Option(
-        help=f"Comma-separated subset of {','.join(TASKS)}. \\[default: all three]")] = None,
+        help=f"Comma-separated tasks: any of {','.join(TASKS)} and label columns of the "
+             "manifest (classification; NAME:regression for a number). \\[default: "
+             f"{','.join(TASKS)}]")] = None,
+    task_spec: Annotated[Optional[Path], typer.Option(
+        help=f"YAML or JSON file: per task kind, classes, attach ({ATTACH_HELP}) and weight; "
+             "--tasks then picks from it (docs/tasks.md).", show_default=False)] = None,
+    segmentation: Annotated[Optional[bool], typer.Option(
+        "--segmentation/--no-segmentation",
+        help="Add the mask-segmentation head (Dice + BCE), trained on the manifest's mask "
+             "column (`maskmtl mask --save-masks`, then `split`). \\[default: "
+             "no-segmentation]", show_default=False)] = None,
     preset: Annotated[Optional[str], typer.Option(
         help=f"Layer widths: {' | '.join(PRESET_NAMES)} (notebook = the released 13.2M "
              f"model). \\[default: {_D.preset}]")] = None,
@@ -90,10 +102,13 @@ def train_command(
     soft_l2: Annotated[Optional[float], typer.Option(
         help="L2 penalty strength between per-task encoders (--arch soft). "
              "\\[default: 1e-3]")] = None,
+    missing_labels: Annotated[Optional[str], typer.Option(
+        help=f"{' | '.join(MISSING_LABELS)}: images without a label for a task are left out "
+             "of that task's loss, left out of training, or refused. \\[default: "
+             f"{_D.missing_labels}]")] = None,
     drop_missing: Annotated[Optional[bool], typer.Option(
-        "--drop-missing/--require-labels",
-        help="Leave out images without a label for a trained task instead of failing. "
-             "[default: require-labels]", show_default=False)] = None,
+        "--drop-missing/--require-labels", hidden=True,
+        help="Same as --missing-labels drop / require.", show_default=False)] = None,
     seed: Annotated[Optional[int], typer.Option(
         help=f"Seed of weights, shuffling, dropout, augmentation. \\[default: {_D.seed}]")] = None,
     backend: Annotated[Optional[str], typer.Option(
@@ -129,28 +144,33 @@ def train_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     progress: Annotated[bool, typer.Option(help="Draw the progress bar on stderr.")] = True,
 ) -> None:
-    """Train a multi-task model (age, gender, ethnicity) and save it in a run folder.
+    """Train a multi-task model (age, gender, ethnicity, or any labels) into a run folder.
 
     Reads the train and val rows of a manifest written by `maskmtl split`, and writes
-    runs/train (then runs/train2, ...) with config.json, best.keras (best validation loss),
-    last.keras, history.csv, curves.png and summary.json. `eval` and `predict` use the newest
-    run by default.
+    runs/train (then runs/train2, ...) with config.json, tasks.json, best.keras (best
+    validation loss), best.onnx, last.keras, history.csv, curves.png and summary.json. `eval`
+    and `predict` use the newest run by default.
 
-    Example: maskmtl train manifest.csv --arch hierarchical --nonlocal --epochs 40
+    Example: maskmtl train manifest.csv --tasks age,gender,expression --nonlocal --epochs 40
     """
     from maskmtl_cli.console import err_console
+    from maskmtl_cli.tasks import resolve_tasks
     from maskmtl_cli.training.loop import resume_config, train
+
+    if drop_missing is not None and missing_labels is None:
+        missing_labels = "drop" if drop_missing else "require"
 
     options = {
         "manifest": str(manifest) if manifest else None, "arch": arch,
-        "nonlocal_block": nonlocal_block, "tasks": tasks, "preset": preset,
+        "nonlocal_block": nonlocal_block, "preset": preset, "segmentation": segmentation,
+        "tasks": resolve_tasks(tasks, task_spec) if tasks or task_spec else None,
         "image_size": image_size, "color_mode": color, "batch_size": batch_size,
         "epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "early_stopping": early_stopping,
         "augment": augment, "age_loss": age_loss, "age_sigma": age_sigma,
         "race_balance": race_balance, "race_tau": race_tau, "age_reweight": age_reweight,
         "weight_decay": weight_decay, "loss_weights": loss_weights,
         "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,
-        "drop_missing": drop_missing, "seed": seed, "backend": backend,
+        "missing_labels": missing_labels, "seed": seed, "backend": backend,
         "mixed_precision": mixed_precision, "jit_compile": jit,
         "steps_per_execution": steps_per_execution, "devices": devices,
         "run_eagerly": eager, "name": name,
@@ -195,6 +215,9 @@ def _render(summary: dict, json_output: bool) -> None:
         metrics.append(f"gender accuracy {best['val_gender_acc']:.1%}")
     if "val_race_acc" in best:
         metrics.append(f"ethnicity accuracy {best['val_race_acc']:.1%}")
+    from maskmtl_cli.training.callbacks import other_task_metrics
+
+    metrics += other_task_metrics(best)
     table.add_row(f"best (epoch {summary['best_epoch']})", ", ".join(metrics) or "-")
     speed = summary["images_per_second"]
     table.add_row("speed", f"{speed:,.0f} images/s, {summary['wall_seconds']:.0f} s in total"

@@ -37,6 +37,7 @@ class SplitArrays:
     race: np.ndarray  # int8: 0-4
     paths: list[str]
     failures: list[tuple[str, str]]  # (path, reason), excluded from the arrays
+    rows: object = None  # pandas.DataFrame: the manifest rows of the loaded images, in order
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -212,4 +213,31 @@ def load_split(manifest, split: str | None = None, size: int = 48, color_mode: s
         race=rows["race"].astype("float64").fillna(-1).to_numpy().astype(np.int8),
         paths=rows["path"].tolist(),
         failures=[(p, failures[p]) for p in table["path"][selected & ~ok]],
+        rows=rows.reset_index(drop=True),
     )
+
+
+def load_masks(paths: list[str], size: int, cache_dir: Path | None | str = "default"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth mask PNGs (255 = covered) at ``size`` x ``size``, binarised at 128.
+
+    Args:
+        paths: One mask file per image; "" where an image has none.
+        size: Output height and width (the model's input size).
+        cache_dir: As for ``load_split``.
+
+    Returns:
+        uint8 masks (N, size, size, 1) of 0 and 255 (zeros where there is none), and which
+        images have a usable mask (N,) bool.
+    """
+    if cache_dir == "default":
+        cache_dir = default_cache_dir()
+    wanted = [index for index, path in enumerate(paths) if path]
+    masks = np.zeros((len(paths), size, size, 1), dtype=np.uint8)
+    have = np.zeros(len(paths), dtype=bool)
+    if wanted:
+        images, ok, _ = load_all([paths[i] for i in wanted], [""] * len(wanted), size, "gray",
+                                 Path(cache_dir) if cache_dir else None)
+        masks[wanted] = np.where(images >= 128, 255, 0).astype(np.uint8)
+        have[wanted] = ok
+    return masks, have

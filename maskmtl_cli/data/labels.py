@@ -1,5 +1,9 @@
 """Labels: UTKFace file-name parsing, label CSVs and label validation.
 
+A label CSV has a ``filename`` column and any label columns: UTKFace's ``age``, ``gender``,
+``race`` (checked to be numbers in range) and any others (kept as written, for tasks of their
+own, see ``maskmtl_cli.tasks``).
+
 UTKFace names look like ``AGE_GENDER_RACE_DATETIME.jpg.chip.jpg`` (gender 0 male / 1 female;
 race 0 White, 1 Black, 2 Asian, 3 Indian, 4 Others). Eight names in the release break that
 pattern; where the age/gender/race prefix is intact they are parsed leniently, otherwise they are
@@ -13,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.tasks import GENDER_NAMES, NON_LABEL_COLUMNS, RACE_NAMES, RESERVED_NAMES
+from maskmtl_cli.tasks import UTKFACE_TASK_NAMES as TASKS
 
-TASKS = ("age", "gender", "race")
-GENDER_NAMES = ("male", "female")
-RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
+__all__ = ["GENDER_NAMES", "RACE_NAMES", "TASKS", "ParsedName", "label_problem",
+           "parse_utkface_name", "read_label_csv"]
 MAX_AGE = 130
 
 _STRICT_NAME = re.compile(r"^(\d{1,3})_([01])_([0-4])_(\d{17})\.jpg\.chip\.jpg$")
@@ -70,10 +75,14 @@ def label_problem(age: float | None, gender: float | None, race: float | None) -
 
 
 def read_label_csv(path: Path):
-    """Read a label CSV with a ``filename`` column and any of ``age``, ``gender``, ``race``.
+    """Read a label CSV: a ``filename`` column plus any label columns.
 
-    Returns a DataFrame indexed by file name (as written, matched against names relative to the
-    data folder first, then against bare file names).
+    ``age``, ``gender`` and ``race`` must hold numbers (checked for range later); every other
+    column is kept as written (its values become class names or numbers of a task).
+
+    Returns:
+        A DataFrame indexed by file name (as written, matched against names relative to the
+        data folder first, then against bare file names), one column per label.
     """
     import pandas as pd
 
@@ -86,12 +95,18 @@ def read_label_csv(path: Path):
     if "filename" not in table.columns:
         raise DataError(
             f"Label CSV {path} has no 'filename' column (columns: {', '.join(map(str, table.columns))}). "
-            "It needs 'filename' plus any of: age, gender, race."
+            "It needs 'filename' plus label columns such as age, gender, race."
         )
-    label_columns = [column for column in TASKS if column in table.columns]
+    label_columns = [str(column) for column in table.columns if column not in NON_LABEL_COLUMNS]
     if not label_columns:
-        raise DataError(f"Label CSV {path} has none of the label columns age, gender, race.")
-    for column in label_columns:
+        raise DataError(f"Label CSV {path} has no label columns besides 'filename' (for example "
+                        "age, gender, race, expression).")
+    taken = [column for column in label_columns
+             if column in RESERVED_NAMES and column not in TASKS]
+    if taken:
+        raise DataError(f"Label CSV {path}: column '{taken[0]}' has a name maskmtl uses itself; "
+                        "rename it.")
+    for column in [column for column in TASKS if column in table.columns]:
         values = pd.to_numeric(table[column], errors="coerce")
         bad = table[column].notna() & values.isna()
         if bad.any():

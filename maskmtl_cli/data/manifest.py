@@ -2,7 +2,9 @@
 
 A manifest is the one file that ``train``, ``eval`` and ``predict`` read: one row per image with
 ``path`` (relative to the manifest's folder, or absolute), ``filename``, ``age``, ``gender``,
-``race`` (empty where unknown), ``sha1`` (content hash) and ``split`` (train / val / test).
+``race`` (empty where unknown), ``sha1`` (content hash) and ``split`` (train / val / test), then
+``mask`` (the image's ground-truth mask PNG, for a folder written by ``maskmtl mask
+--save-masks``; relative like ``path``) and every other label column of the label CSV.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from maskmtl_cli.data.files import IMAGE_SUFFIXES, mask_run_extras, scan_image_files
+from maskmtl_cli.data.files import (
+    IMAGE_SUFFIXES,
+    MASKS_CSV,
+    MASKS_DIR,
+    mask_run_extras,
+    scan_image_files,
+)
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
 from maskmtl_cli.errors import DataError, InputError, OutputError, place_error_message
+from maskmtl_cli.tasks import MASK_COLUMN
 
-MANIFEST_COLUMNS = ("path", "filename", "age", "gender", "race", "sha1", "split")
+MANIFEST_COLUMNS = ("path", "filename", *TASKS, "sha1", "split")
+#: Working columns of ``split`` that are not written to the manifest.
+INTERNAL_COLUMNS = ("note", "group_key", "group")
 SPLITS = ("train", "val", "test")
 
 
@@ -26,7 +37,9 @@ SPLITS = ("train", "val", "test")
 class ScanResult:
     """Usable images with labels, plus everything that was left out and why."""
 
-    table: "object"  # pandas.DataFrame: path (absolute), filename, age, gender, race, sha1, note
+    # pandas.DataFrame: path (absolute), filename, age, gender, race, sha1, note, mask
+    # (absolute, or empty), then the label CSV's other columns
+    table: "object"
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     lenient: list[str] = field(default_factory=list)  # names parsed leniently
     ignored_files: int = 0  # files without an image suffix
@@ -85,12 +98,15 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
         inspected = list(pool.map(inspect_image, paths))
 
     rows, skipped, lenient = [], [], []
+    extra_columns = [column for column in (label_table.columns if label_table is not None else ())
+                     if column not in TASKS]
+    masks = mask_files(root)
     for path, (digest, problem) in zip(paths, inspected):
         relative = path.relative_to(root).as_posix()
         if problem:
             skipped.append((relative, problem))
             continue
-        note = ""
+        note, extras = "", []
         if label_table is not None:
             key = relative if relative in label_table.index else path.name
             if key not in label_table.index:
@@ -101,6 +117,7 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
                 None if task not in values.index or pd.isna(values[task]) else values[task]
                 for task in TASKS
             )
+            extras = [values[column] for column in extra_columns]
         else:
             parsed = parse_utkface_name(path.name)
             if parsed.status == "unparseable":
@@ -115,14 +132,36 @@ def scan_dataset(root: Path, labels_csv: Path | None = None, threads: int = 4) -
             skipped.append((relative, f"label out of range: {bad_label}"))
             continue
         gender, race = (None if value is None else int(value) for value in (gender, race))
-        rows.append((str(path.resolve()), relative, age, gender, race, digest, note))
+        rows.append((str(path.resolve()), relative, age, gender, race, digest, note,
+                     masks.get(relative, ""), *extras))
 
-    table = pd.DataFrame(rows, columns=["path", "filename", "age", "gender", "race", "sha1", "note"])
+    table = pd.DataFrame(rows, columns=["path", "filename", *TASKS, "sha1",
+                                        "note", MASK_COLUMN, *extra_columns])
     table["group_key"] = source_hashes(root, table["filename"].tolist(), table["sha1"].tolist())
     table["age"] = pd.to_numeric(table["age"], errors="coerce").astype("float64")
     for column in ("gender", "race"):
         table[column] = pd.to_numeric(table[column], errors="coerce").astype("Int64")
+    if not table[MASK_COLUMN].astype(bool).any():
+        table = table.drop(columns=MASK_COLUMN)
     return ScanResult(table=table, skipped=skipped, lenient=lenient, ignored_files=ignored)
+
+
+def mask_files(root: Path) -> dict[str, str]:
+    """Relative image path -> absolute path of its mask PNG, for a ``maskmtl mask`` output.
+
+    A folder written by ``maskmtl mask --save-masks`` holds ``masks.csv`` and
+    ``_masks/<relative path>.png`` per masked image; other folders give an empty dict.
+    """
+    masks_dir = root / MASKS_DIR
+    if not ((root / MASKS_CSV).is_file() and masks_dir.is_dir()):
+        return {}
+    found = {}
+    for folder, _, files in os.walk(masks_dir):
+        for name in files:
+            if name.endswith(".png"):
+                mask = Path(folder, name)
+                found[mask.relative_to(masks_dir).as_posix()[:-4]] = str(mask.resolve())
+    return found
 
 
 def source_hashes(root: Path, relatives: list[str], own_hashes: list[str]) -> list[str]:
@@ -164,9 +203,13 @@ def write_manifest(table, path: Path, overwrite: bool = False) -> Path:
                          "another file with -o.")
     if path.exists() and path.is_dir():
         raise InputError(f"{path} is a folder. Pass a file name such as manifest.csv with -o.")
-    out = table.loc[:, [c for c in MANIFEST_COLUMNS if c in table.columns]].copy()
+    extras = [c for c in table.columns if c not in MANIFEST_COLUMNS and c not in INTERNAL_COLUMNS]
+    out = table.loc[:, [c for c in MANIFEST_COLUMNS if c in table.columns] + extras].copy()
     base = path.parent.resolve()
     out["path"] = [os.path.relpath(p, base) for p in out["path"]]
+    if MASK_COLUMN in out.columns:
+        out[MASK_COLUMN] = [os.path.relpath(p, base) if isinstance(p, str) and p else ""
+                            for p in out[MASK_COLUMN]]
     ages = out["age"].dropna()
     if (ages == ages.round()).all():
         out["age"] = out["age"].astype("Int64")  # "34", not "34.0", for whole years
@@ -196,7 +239,8 @@ def read_manifest(path):
         raise DataError(f"Manifest not found: {path}. Create one with "
                         "`maskmtl split DATA_DIR -o manifest.csv`, or pass its path.")
     try:
-        table = pd.read_csv(path, dtype={"path": str, "filename": str, "sha1": str, "split": str})
+        table = pd.read_csv(path, dtype={"path": str, "filename": str, "sha1": str, "split": str,
+                                         MASK_COLUMN: str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataError(f"Cannot read manifest {path}: {error}") from None
     if "path" not in table.columns:
@@ -204,6 +248,10 @@ def read_manifest(path):
                         "Create one with `maskmtl split`.")
     base = path.parent.resolve()
     table["path"] = [p if os.path.isabs(p) else os.path.normpath(base / p) for p in table["path"]]
+    if MASK_COLUMN in table.columns:
+        table[MASK_COLUMN] = [
+            "" if not isinstance(p, str) or not p else p if os.path.isabs(p)
+            else os.path.normpath(base / p) for p in table[MASK_COLUMN]]
     if "filename" not in table.columns:
         table["filename"] = [Path(p).name for p in table["path"]]
     for task in TASKS:

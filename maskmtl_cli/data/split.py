@@ -16,8 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.data.files import IMAGE_SUFFIXES
-from maskmtl_cli.data.manifest import SPLITS, scan_dataset, write_manifest
+from maskmtl_cli.data.manifest import (
+    INTERNAL_COLUMNS,
+    MANIFEST_COLUMNS,
+    SPLITS,
+    scan_dataset,
+    write_manifest,
+)
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.tasks import MASK_COLUMN
+from maskmtl_cli.tasks import UTKFACE_TASK_NAMES as TASKS
 
 #: The MaskMTL paper tests on UTKFace part II and validates on part III: 10,719 : 3,252 images.
 PAPER_TEST_VAL = (10_719, 3_252)
@@ -105,7 +113,9 @@ def group_duplicates(table, keep_duplicates: bool, keep_conflicts: bool):
     conflicts: list[list[str]] = []
     drop = np.zeros(len(table), dtype=bool)
     for _, members in multi.groupby("group", sort=True):
-        labels = members[["age", "gender", "race"]].astype("float64").fillna(-1).drop_duplicates()
+        # UTKFace's labels only: other columns (a mask run's template, say) may differ between
+        # copies of one photo without either being wrong.
+        labels = members[list(TASKS)].astype("float64").fillna(-1).drop_duplicates()
         if len(labels) > 1:
             conflicts.append(sorted(members["filename"]))
             if not keep_conflicts:
@@ -116,6 +126,12 @@ def group_duplicates(table, keep_duplicates: bool, keep_conflicts: bool):
     removed = int(drop.sum())
     groups = int(multi["group"].nunique())
     return table[~drop].reset_index(drop=True), groups, removed, conflicts
+
+
+def extra_label_columns(table) -> list[str]:
+    """Label columns of a scanned table beyond UTKFace's three (from the label CSV)."""
+    fixed = (*MANIFEST_COLUMNS, *INTERNAL_COLUMNS, MASK_COLUMN)
+    return [column for column in table.columns if column not in fixed]
 
 
 def _stratum_keys(table) -> np.ndarray:
@@ -261,10 +277,14 @@ def summarize(result: SplitResult, config: SplitConfig) -> dict:
             "age_band": {label: bands.get(label, 0) for label in BAND_LABELS},
         }
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    masks = table[MASK_COLUMN].astype(bool) if MASK_COLUMN in table.columns else None
     return {
         "manifest": str(config.output),
         "config": settings,
         "images": int(len(table)),
+        "masks": 0 if masks is None else int(masks.sum()),
+        "label_columns": {column: int(table[column].notna().sum())
+                          for column in extra_label_columns(table)},
         "splits": per_split,
         "skipped": [{"file": f, "reason": r} for f, r in result.skipped],
         "lenient_names": result.lenient,

@@ -4,11 +4,14 @@ Reference: P. Mukherjee et al., "MaskMTL: Attribute prediction in masked facial 
 multitask learning", PReMI 2021, and its released notebook.
 
 Every network is a functional Keras model with one input ``image`` (float32, 0..255, shape
-``(size, size, C)``) and a dict of outputs named after the tasks: ``age`` (N, 1) in years,
-``gender`` (N, 1) P(female), ``race`` (N, 5) softmax. Rescaling to 0..1 happens inside the
-model, and so does the age de-normalisation: the age head predicts a standardised age and a
-``Rescaling(std, mean)`` layer turns it into years, which keeps an L1 loss in years well
-conditioned.
+``(size, size, C)``) and a dict of outputs named after the tasks (``maskmtl_cli.tasks``):
+``age`` (N, 1) in years, ``gender`` (N, 1) P(female), ``race`` (N, 5) softmax, any other
+classification task (N, K) softmax over its classes and any other regression task (N, 1) in the
+label's units; with ``segmentation`` also ``segmentation`` (N, size, size, 1), the probability
+that a pixel is covered by a mask (``models.segmentation``). Rescaling to 0..1 happens inside
+the model, and so does the de-normalisation of regression outputs: the age head predicts a
+standardised age and a ``Rescaling(std, mean)`` layer turns it into years, which keeps an L1
+loss in years well conditioned (other regression heads alike, with their labels' statistics).
 
 Building blocks (widths come from a ``Preset``):
 
@@ -23,11 +26,12 @@ Building blocks (widths come from a ``Preset``):
 Training-only augmentation is not part of the network: ``MultiTaskTrainer`` applies it, so the
 network is the inference graph that ``best.keras`` and ``best.onnx`` hold.
 
-``hierarchical``: the race branch's conv block reads the (pooled) gender branch conv block.
-``hard``: every head reads the shared encoder (the race branch has its own conv block on it).
-``soft``: one encoder per task (age: encoder + head; gender/race: encoder + branch + head), tied
-by the L2 penalty of ``losses.soft_sharing_penalty`` over the groups ``soft_sharing_groups``
-returns.
+Each head sits at its task's attach point (``task_graph``): ``hierarchical``: the race
+branch's conv block reads the (pooled) gender branch conv block (``branch:gender``), and any
+``branch:<task>`` chains alike. ``hard``: every head reads the shared encoder (a branch has its
+own conv block on it). ``soft``: one encoder per task (``encoder`` tasks such as age: encoder +
+head; others: encoder + branch + head), tied by the L2 penalty of
+``losses.soft_sharing_penalty`` over the groups ``soft_sharing_groups`` returns.
 """
 
 from __future__ import annotations
@@ -40,11 +44,18 @@ from keras import layers
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION, ExpectedAge, LogAgeDecoder
 from maskmtl_cli.models.non_local_block import NonLocalBlock
+from maskmtl_cli.models.segmentation import segmentation_decoder
+from maskmtl_cli.models.task_graph import (  # noqa: F401  (min_image_size: re-exported)
+    FeatureSources,
+    checked_tasks,
+    min_image_size,
+)
+from maskmtl_cli.tasks import CLASSIFICATION, RACE_NAMES, SEGMENTATION, TaskSpec, is_sigmoid
 # The names and the task parser live in the Keras-free training config, which the CLI imports.
-from maskmtl_cli.training.config import AGE_LOSSES, ARCHITECTURES, TASKS
-from maskmtl_cli.training.config import parse_tasks as validate_tasks
+from maskmtl_cli.training.config import ARCHITECTURES, TASKS  # noqa: F401  (re-exported)
+from maskmtl_cli.training.config import parse_tasks as validate_tasks  # noqa: F401
 
-NUM_RACES = 5
+NUM_RACES = len(RACE_NAMES)
 #: Batch-norm momentum. Keras' default (0.99) lets the moving variance forget its initial 1.0
 #: only after thousands of steps; the first conv block's outputs have a variance near 0.005, so
 #: with 0.99 the first epochs validated at chance level (docs/train.md).
@@ -187,16 +198,6 @@ def get_preset(name: str) -> Preset:
         ) from None
 
 
-def min_image_size(arch: str, tasks) -> int:
-    """Smallest input size whose feature maps survive every 2x2 pooling of the network."""
-    poolings = 3  # encoder
-    if "race" in tasks and arch == "hierarchical":
-        poolings += 2  # gender branch block, then the race block on top of it
-    elif "gender" in tasks or "race" in tasks:
-        poolings += 1
-    return 2**poolings
-
-
 def build_network(
     arch: str = "hierarchical",
     tasks=TASKS,
@@ -208,12 +209,14 @@ def build_network(
     age_mean: float = 33.0,
     age_std: float = 20.0,
     name: str | None = None,
+    segmentation: bool = False,
+    regression_stats: dict[str, tuple[float, float]] | None = None,
 ) -> keras.Model:
     """Build a MaskMTL network (not compiled).
 
     Args:
         arch: "hierarchical", "hard" or "soft" (see the module docstring).
-        tasks: Any non-empty subset of ("age", "gender", "race").
+        tasks: ``TaskSpec``s, or names of UTKFace's tasks ("age", "gender", "race").
         preset: A ``PRESETS`` name or a ``Preset``.
         image_size: Input height and width in pixels.
         color_mode: "gray" (1 channel) or "rgb" (3 channels).
@@ -224,55 +227,43 @@ def build_network(
             of ``log1p(age)`` ("log-l1"); unused by "ldl".
         age_std: Scale of the age head, in the same space as ``age_mean``.
         name: Model name; defaults to ``maskmtl_<arch>``.
+        segmentation: Add the mask-segmentation decoder (output ``segmentation``).
+        regression_stats: Mean and standard deviation of the labels of each regression task
+            other than age (its head's offset and scale); (0, 1) when absent.
 
     Returns:
         A functional ``keras.Model`` with input ``image`` and outputs keyed by task (plus
-        ``age_distribution`` for "ldl").
+        ``age_distribution`` for "ldl" and ``segmentation`` with ``segmentation``).
 
     Raises:
-        InputError: Unknown arch, task, preset or colour mode, or an image too small.
+        InputError: Unknown arch, task, preset, colour mode or attach point, or an image too
+            small.
     """
-    tasks = validate_tasks(tasks)
-    if arch not in ARCHITECTURES:
-        raise InputError(f"Unknown arch '{arch}'. Choose one of: {', '.join(ARCHITECTURES)}.")
+    specs = checked_tasks(arch, tasks, image_size, color_mode, age_loss, segmentation)
     widths = preset if isinstance(preset, Preset) else get_preset(preset)
-    if color_mode not in ("gray", "rgb"):
-        raise InputError(f"Unknown colour mode '{color_mode}'. Choose one of: gray, rgb.")
-    if age_loss not in AGE_LOSSES:
-        raise InputError(f"Unknown age loss '{age_loss}'. Choose one of: {', '.join(AGE_LOSSES)}.")
-    smallest = min_image_size(arch, tasks)
-    if image_size < smallest:
-        raise InputError(
-            f"Image size {image_size} is too small for --arch {arch} with tasks "
-            f"{','.join(tasks)}: its 2x2 poolings need at least {smallest}x{smallest} pixels. "
-            f"Use --image-size {smallest} or more (48 is the default)."
-        )
     channels = 1 if color_mode == "gray" else 3
     image = keras.Input(shape=(image_size, image_size, channels), name="image", dtype="float32")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(image)
-    age_output = AgeOutput(age_loss, age_mean, age_std)
+    head = HeadSettings(widths, AgeOutput(age_loss, age_mean, age_std), regression_stats or {})
     outputs = {}
     if arch == "soft":
-        for task in tasks:
-            features = _encoder(x, widths, nonlocal_block, prefix=f"{task}_")
-            if task == "age":
-                outputs.update(_head(features, task, widths, age_output))
-            else:
-                branch = _conv_block(features, widths, f"{task}_branch")
-                outputs.update(_head(branch, task, widths, age_output))
+        for spec in specs:
+            features, _ = _encoder(x, widths, nonlocal_block, prefix=f"{spec.name}_")
+            if spec.attach != "encoder":
+                features = _conv_block(features, widths, f"{spec.name}_branch")
+            outputs.update(_head(features, spec, head))
+        if segmentation:
+            features, blocks = _encoder(x, widths, nonlocal_block, prefix=f"{SEGMENTATION}_")
     else:
-        features = _encoder(x, widths, nonlocal_block, prefix="")
-        if "age" in tasks:
-            outputs.update(_head(features, "age", widths, age_output))
-        gender_branch = None
-        if "gender" in tasks or (arch == "hierarchical" and "race" in tasks):
-            gender_branch = _conv_block(features, widths, "gender_branch")
-        if "gender" in tasks:
-            outputs.update(_head(gender_branch, "gender", widths, age_output))
-        if "race" in tasks:
-            race_input = gender_branch if arch == "hierarchical" else features
-            race_branch = _conv_block(race_input, widths, "race_branch")
-            outputs.update(_head(race_branch, "race", widths, age_output))
+        features, blocks = _encoder(x, widths, nonlocal_block, prefix="")
+        sources = FeatureSources(features, [block for block, _ in blocks], specs, arch,
+                                 lambda tensor, block_name: _conv_block(tensor, widths,
+                                                                        block_name))
+        for spec in specs:
+            outputs.update(_head(sources.for_task(spec), spec, head))
+    if segmentation:
+        outputs[SEGMENTATION] = segmentation_decoder(
+            features, [skip for _, skip in blocks], widths.encoder_filters, BN_MOMENTUM)
     return keras.Model(inputs=image, outputs=outputs, name=name or f"maskmtl_{arch}")
 
 
@@ -285,8 +276,21 @@ class AgeOutput:
     std: float
 
 
-def _conv_block(x, widths: Preset, name: str, filters=None, slope=None, pool=None, convs=1):
-    """``convs`` x (3x3 conv ('same') -> batch norm -> LeakyReLU), then 2x2 pooling."""
+@dataclass(frozen=True)
+class HeadSettings:
+    """What every head needs: the widths, the age output, other regression outputs' scales."""
+
+    widths: "Preset"
+    age_output: AgeOutput
+    regression_stats: dict
+
+
+def _conv_block(x, widths: Preset, name: str, filters=None, slope=None, pool=None, convs=1,
+                with_activation: bool = False):
+    """``convs`` x (3x3 conv ('same') -> batch norm -> LeakyReLU), then 2x2 pooling.
+
+    With ``with_activation``, returns (pooled, the activation before pooling).
+    """
     for index in range(1, convs + 1):
         suffix = "" if index == 1 else str(index)
         x = layers.Conv2D(filters or widths.branch_filters, 3, padding="same",
@@ -296,27 +300,36 @@ def _conv_block(x, widths: Preset, name: str, filters=None, slope=None, pool=Non
                              name=f"{name}_act{suffix}")(x)
     pool = pool or widths.branch_pool
     pooling = layers.MaxPooling2D if pool == "max" else layers.AveragePooling2D
-    return pooling(2, name=f"{name}_pool")(x)
+    pooled = pooling(2, name=f"{name}_pool")(x)
+    return (pooled, x) if with_activation else pooled
 
 
 def _encoder(x, widths: Preset, nonlocal_block: bool, prefix: str):
-    """The three shared conv blocks (named ``{prefix}block1..3``), plus the non-local block."""
+    """The three shared conv blocks (named ``{prefix}block1..3``), plus the non-local block.
+
+    Returns:
+        The encoder output and, per block, (its pooled output, its activation before pooling).
+    """
     convs = widths.convs_per_block
     counts = convs if isinstance(convs, (tuple, list)) else (convs,) * len(widths.encoder_filters)
+    blocks = []
     for index, (filters, slope, pool, count) in enumerate(
         zip(widths.encoder_filters, widths.encoder_slopes, widths.encoder_pools, counts), start=1
     ):
-        x = _conv_block(x, widths, f"{prefix}block{index}", filters, slope, pool, convs=count)
+        x, activation = _conv_block(x, widths, f"{prefix}block{index}", filters, slope, pool,
+                                    convs=count, with_activation=True)
+        blocks.append((x, activation))
     if nonlocal_block:
         x = NonLocalBlock(bn_momentum=BN_MOMENTUM, name=f"{prefix}non_local")(x)
-    return x
+    return x, blocks
 
 
-def _head(x, task: str, widths: Preset, age_output: AgeOutput) -> dict:
+def _head(x, spec: TaskSpec, settings: HeadSettings) -> dict:
     """Flatten or pool -> hidden dense layers with dropout -> the task's outputs (float32).
 
     Returns ``{task: tensor}``, and for an "ldl" age head also ``{AGE_DISTRIBUTION: tensor}``.
     """
+    task, widths, age_output = spec.name, settings.widths, settings.age_output
     if widths.head_pooling == "gap":
         x = layers.GlobalAveragePooling2D(name=f"{task}_pool")(x)
     else:
@@ -334,9 +347,15 @@ def _head(x, task: str, widths: Preset, age_output: AgeOutput) -> dict:
             return {"age": LogAgeDecoder(age_output.mean, age_output.std, name="age")(x)}
         return {"age": layers.Rescaling(scale=age_output.std, offset=age_output.mean, name="age",
                                         dtype="float32")(x)}
-    if task == "gender":
-        return {"gender": layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)}
-    return {"race": layers.Dense(NUM_RACES, activation="softmax", name="race", dtype="float32")(x)}
+    if spec.kind != CLASSIFICATION:
+        mean, std = settings.regression_stats.get(task, (0.0, 1.0))
+        x = layers.Dense(1, name=f"{task}_standardised", dtype="float32")(x)
+        return {task: layers.Rescaling(scale=float(std), offset=float(mean), name=task,
+                                       dtype="float32")(x)}
+    if is_sigmoid(spec):
+        return {task: layers.Dense(1, activation="sigmoid", name=task, dtype="float32")(x)}
+    return {task: layers.Dense(len(spec.classes), activation="softmax", name=task,
+                               dtype="float32")(x)}
 
 
 def soft_sharing_groups(network: keras.Model, tasks) -> list[list]:

@@ -4,6 +4,8 @@
 augmentation layers that networks of older runs carried at their input, and without auxiliary
 training outputs (``age_distribution``). ``export_onnx`` traces it in inference mode with
 TensorFlow and converts it with tf2onnx; ONNX Runtime then runs it in ``predict`` and ``eval``.
+The model's tasks (names, kinds, class names; ``maskmtl_cli.model_schema``) go into the ONNX
+file's metadata, so the ``.onnx`` file alone tells ``eval`` and ``predict`` what it predicts.
 Keras' own ``model.export(format="onnx")`` is not used: it traced our batch-norm layers in
 training mode (the exported model's ages were off by up to 51 years).
 """
@@ -18,12 +20,21 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.errors import ModelError
+from maskmtl_cli.model_schema import (
+    ONNX_METADATA_KEY,
+    TRAINING_ONLY_OUTPUTS,
+    read_task_file,
+    specs_from_outputs,
+)
+from maskmtl_cli.tasks import CLASSIFICATION, SEGMENTATION, specs_to_json
 
-#: Output names that belong in the inference graph, in canonical order.
-INFERENCE_OUTPUTS = ("age", "gender", "race")
 #: Largest tolerated difference between ONNX Runtime and Keras at export: years for age,
 #: probability for gender and ethnicity (float32 rounding gives about 1e-4 years).
-PARITY_TOLERANCE = {"age": 1e-2, "gender": 1e-4, "race": 1e-4}
+PARITY_TOLERANCE = {"age": 1e-2, "gender": 1e-4, "race": 1e-4, SEGMENTATION: 1e-3}
+#: Other outputs: probabilities of classification tasks; regression values relative to the
+#: largest one (at least 1), as age's 1e-2 years is at ages near 100.
+PROBABILITY_TOLERANCE = 1e-4
+RELATIVE_TOLERANCE = 1e-4
 _OPSET = 17
 
 
@@ -34,8 +45,8 @@ def inference_network(network):
         network: A functional network from ``build_network`` (or loaded from a run).
 
     Returns:
-        A functional ``keras.Model`` with the same weights, input ``image`` and the outputs of
-        ``INFERENCE_OUTPUTS`` it has. The network itself is returned when it needs no change.
+        A functional ``keras.Model`` with the same weights, input ``image`` and its outputs but
+        ``TRAINING_ONLY_OUTPUTS``. The network itself is returned when it needs no change.
     """
     import keras
 
@@ -43,7 +54,7 @@ def inference_network(network):
     has_augmentation = any(layer.name.startswith("augment_") for layer in network.layers)
     mixed = any(getattr(layer, "dtype_policy", None) is not None
                 and layer.dtype_policy.name != "float32" for layer in network.layers)
-    if not has_augmentation and not mixed and all(name in INFERENCE_OUTPUTS for name in names):
+    if not has_augmentation and not mixed and not set(names) & set(TRAINING_ONLY_OUTPUTS):
         return network
 
     def clone_layer(layer):
@@ -56,13 +67,13 @@ def inference_network(network):
     copy = keras.models.clone_model(network, clone_function=clone_layer)
     copy.set_weights(network.get_weights())
     outputs = dict(zip(copy.output_names, copy.outputs))
-    kept = {name: outputs[name] for name in INFERENCE_OUTPUTS if name in outputs}
+    kept = {name: tensor for name, tensor in outputs.items() if name not in TRAINING_ONLY_OUTPUTS}
     if not kept:  # not a maskmtl network: leave it whole for the caller's contract check
         return copy
     return keras.Model(inputs=copy.inputs, outputs=kept, name=network.name)
 
 
-def export_onnx(network, path: str | Path, check: bool = True) -> dict[str, float]:
+def export_onnx(network, path: str | Path, check: bool = True, specs=None) -> dict[str, float]:
     """Write the inference graph of ``network`` as ONNX and check it against Keras.
 
     Runs in this process on the TensorFlow backend, or in a TensorFlow subprocess from a saved
@@ -72,6 +83,8 @@ def export_onnx(network, path: str | Path, check: bool = True) -> dict[str, floa
         network: A functional network (its ``inference_network`` is exported).
         path: The ``.onnx`` file to write (replaced atomically).
         check: Compare ONNX Runtime with Keras on a fixed batch of random images.
+        specs: The network's task specs, written into the file's metadata; None reads them
+            from the output names and widths (``model_schema.specs_from_outputs``).
 
     Returns:
         The largest absolute difference per output (empty without ``check``).
@@ -84,12 +97,17 @@ def export_onnx(network, path: str | Path, check: bool = True) -> dict[str, floa
 
     path = Path(path)
     network = inference_network(network)
+    if specs is None:
+        names = list(network.output_names)
+        specs = specs_from_outputs(names, {name: output.shape[-1]
+                                           for name, output in zip(names, network.outputs)})
     if keras.backend.backend() != "tensorflow":
-        return _export_in_subprocess(network, path, check)
+        return _export_in_subprocess(network, path, check, specs)
     temp = path.with_name(f".{path.stem}.tmp.onnx")
     try:
         _convert(network, temp)
-        differences = check_parity(network, temp) if check else {}
+        _write_metadata(temp, specs_to_json(specs, SEGMENTATION in network.output_names))
+        differences = check_parity(network, temp, specs=specs) if check else {}
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
@@ -98,7 +116,10 @@ def export_onnx(network, path: str | Path, check: bool = True) -> dict[str, floa
 
 def export_keras_file(model_path: str | Path, onnx_path: str | Path,
                       check: bool = True) -> dict[str, float]:
-    """Export a saved ``.keras`` model to ONNX (loads it with Keras on TensorFlow)."""
+    """Export a saved ``.keras`` model to ONNX (loads it with Keras on TensorFlow).
+
+    The tasks come from the ``tasks.json`` beside ``model_path`` when there is one.
+    """
     from maskmtl_cli.training.backend import import_keras_quietly
 
     keras = import_keras_quietly()
@@ -113,8 +134,23 @@ def export_keras_file(model_path: str | Path, onnx_path: str | Path,
                          "another model.") from None
     from maskmtl_cli.inference import check_keras_model
 
-    check_keras_model(inference_network(network), Path(model_path))
-    return export_onnx(network, onnx_path, check=check)
+    found = read_task_file(Path(model_path).parent)
+    specs = found[0] if found else None
+    check_keras_model(inference_network(network), Path(model_path), specs)
+    return export_onnx(network, onnx_path, check=check, specs=specs)
+
+
+def _write_metadata(path: Path, text: str) -> None:
+    """Store the tasks' JSON as the ONNX file's ``maskmtl_tasks`` metadata entry."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for entry in list(model.metadata_props):
+        if entry.key == ONNX_METADATA_KEY:
+            model.metadata_props.remove(entry)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = ONNX_METADATA_KEY, text
+    onnx.save(model, str(path))
 
 
 def _convert(network, path: Path) -> None:
@@ -153,8 +189,16 @@ def _patch_tf2onnx() -> None:
         patch_tf2onnx()
 
 
-def check_parity(network, onnx_path: Path, images: np.ndarray | None = None) -> dict[str, float]:
-    """Largest differences between Keras and ONNX Runtime; ModelError beyond the tolerance."""
+def check_parity(network, onnx_path: Path, images: np.ndarray | None = None,
+                 specs=()) -> dict[str, float]:
+    """Largest differences between Keras and ONNX Runtime; ModelError beyond the tolerance.
+
+    Args:
+        network: The Keras network.
+        onnx_path: Its export.
+        images: The batch to compare on; None draws 8 random images (seed 0).
+        specs: The network's task specs (the kind of each output sets its tolerance).
+    """
     from maskmtl_cli.inference import OnnxModel
 
     if images is None:
@@ -163,26 +207,41 @@ def check_parity(network, onnx_path: Path, images: np.ndarray | None = None) -> 
     images = images.astype("float32")
     expected = network.predict_on_batch(images)
     got = OnnxModel(onnx_path, threads=1).predict_on_batch(images)
+    kinds = {spec.name: spec.kind for spec in specs}
     differences = {}
     for name in expected:
-        difference = float(np.max(np.abs(np.asarray(expected[name]) - got[name])))
+        values = np.asarray(expected[name])
+        difference = float(np.max(np.abs(values - got[name])))
         differences[name] = difference
-        if not difference <= PARITY_TOLERANCE[name]:
+        tolerance = parity_tolerance(name, kinds.get(name), values)
+        if not difference <= tolerance:
             raise ModelError(
                 f"The ONNX export disagrees with Keras on output '{name}' by {difference:.3g} "
-                f"(tolerance {PARITY_TOLERANCE[name]:g}); {onnx_path} was not kept. Report this "
+                f"(tolerance {tolerance:g}); {onnx_path} was not kept. Report this "
                 "with the model's config.json; meanwhile use --engine keras.")
     return differences
 
 
-def _export_in_subprocess(network, path: Path, check: bool) -> dict[str, float]:
-    """Save the network and export it from a TensorFlow-backend child process."""
+def parity_tolerance(name: str, kind: str | None, values: np.ndarray) -> float:
+    """``PARITY_TOLERANCE`` for UTKFace's outputs and the mask; else by the task's kind."""
+    if name in PARITY_TOLERANCE:
+        return PARITY_TOLERANCE[name]
+    if kind == CLASSIFICATION:
+        return PROBABILITY_TOLERANCE
+    return RELATIVE_TOLERANCE * max(1.0, float(np.max(np.abs(values), initial=0.0)))
+
+
+def _export_in_subprocess(network, path: Path, check: bool, specs) -> dict[str, float]:
+    """Save the network (and its tasks.json) and export it from a TensorFlow child process."""
     import json
     import tempfile
+
+    from maskmtl_cli.model_schema import write_task_file
 
     with tempfile.TemporaryDirectory() as folder:
         saved = Path(folder) / "network.keras"
         network.save(saved)
+        write_task_file(Path(folder), specs, SEGMENTATION in network.output_names)
         script = ("import json, sys; from maskmtl_cli.models.export import export_keras_file; "
                   "print(json.dumps(export_keras_file(sys.argv[1], sys.argv[2], "
                   "sys.argv[3] == '1')))")

@@ -11,6 +11,13 @@
   optionally logit-adjusted by the training prior (Menon et al., "Long-tail learning via logit
   adjustment", ICLR 2021): the loss sees ``softmax(logits + tau log prior)``, so the network's
   own softmax learns class-balanced posteriors and rare classes are predicted more often.
+- Any other classification task: categorical cross-entropy over its classes; any other
+  regression task: the absolute error divided by the standard deviation of its training labels
+  (an L1 on the standardised label, so a weight of 1 suits any unit).
+
+Missing labels (NaN for regression, a negative class id for classification) are masked: each
+task's loss is the mean over the samples that have its label (``masked_mean``), so a face
+labelled only for gender still trains the gender head and adds nothing to the others.
 
 Task losses are combined either with fixed weights or with learned homoscedastic-uncertainty
 weights (Kendall, Gal, Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses for Scene
@@ -27,6 +34,7 @@ import keras
 from keras import ops
 
 from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION
+from maskmtl_cli.tasks import CLASSIFICATION, TaskSpec, default_spec, is_sigmoid
 
 #: Weight of the L1 term (years) beside the KL term of the label-distribution age loss.
 LDL_L1_WEIGHT = 0.05
@@ -80,12 +88,56 @@ def gender_loss(y_true, y_pred):
 
 
 def race_loss(y_true, y_pred):
-    """Per-sample categorical cross-entropy; ``y_true`` (N,) class ids, ``y_pred`` (N, 5)."""
+    """Per-sample categorical cross-entropy; ``y_true`` (N,) class ids, ``y_pred`` (N, K)."""
     y_true = ops.cast(ops.reshape(y_true, (-1,)), "int32")
     return keras.losses.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"))
 
 
 TASK_LOSSES = {"age": age_loss, "gender": gender_loss, "race": race_loss}
+
+
+def as_specs(tasks) -> list[TaskSpec]:
+    """Task specs from specs, their dicts or UTKFace task names."""
+    specs = []
+    for task in tasks:
+        if isinstance(task, TaskSpec):
+            specs.append(task)
+        elif isinstance(task, dict):
+            specs.append(TaskSpec.from_dict(task))
+        else:
+            specs.append(default_spec(str(task)))
+    return specs
+
+
+def known_labels(y_true, spec: TaskSpec):
+    """1.0 where a sample has a label for ``spec`` (not NaN / not negative), else 0.0; (N,)."""
+    values = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+    if spec.kind == CLASSIFICATION:
+        return ops.cast(values >= 0, "float32")
+    return ops.cast(ops.logical_not(ops.isnan(values)), "float32")
+
+
+def filled(y_true, known):
+    """Labels with the unknown ones replaced by 0, so that no NaN reaches a loss."""
+    values = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+    return ops.where(known > 0, values, ops.zeros_like(values))
+
+
+def masked_mean(values, known):
+    """Mean of per-sample ``values`` over the known samples (0 when none is known)."""
+    return ops.sum(values * known) / ops.maximum(ops.sum(known), 1.0)
+
+
+def monitored_loss(spec: TaskSpec, y_true, y_pred: dict, scale: float = 1.0):
+    """Per-sample figure ``train`` reports: an absolute error in the label's units for
+    regression (age MAE in years), the plain cross-entropy for classification.
+
+    ``scale`` divides the regression error (the training loss of other regression tasks)."""
+    if spec.kind != CLASSIFICATION:
+        return age_loss(y_true, y_pred[spec.name]) / scale
+    if is_sigmoid(spec):
+        return gender_loss(y_true, y_pred[spec.name])
+    return race_loss(y_true, y_pred[spec.name])
 
 
 @dataclass(frozen=True)
@@ -99,35 +151,44 @@ class LossSpec:
             None for the plain cross-entropy.
         age_bin_weights: Weight of the age loss per whole year of true age (training only),
             or None for equal weights.
+        regression_scales: (task, standard deviation of its training labels) of regression
+            tasks other than age: their L1 is divided by it.
     """
 
     age_loss: str = "l1"
     age_sigma: float = 2.5
     race_log_prior: tuple[float, ...] | None = None
     age_bin_weights: tuple[float, ...] | None = None
+    regression_scales: tuple[tuple[str, float], ...] = ()
 
 
 def task_losses(tasks, y_true: dict, y_pred: dict, spec: LossSpec = LossSpec(),
                 training: bool = True) -> list:
-    """Mean loss of each task, in the order of ``tasks`` (scalars, float32).
+    """Mean loss of each task over the samples that have its label, in the order of ``tasks``.
 
-    ``spec.age_bin_weights`` weigh the age loss only when ``training``: validation losses stay
-    plain means, so runs with and without reweighting select their best epoch alike.
+    ``tasks`` holds ``TaskSpec``s or UTKFace task names. ``spec.age_bin_weights`` weigh the age
+    loss only when ``training``: validation losses stay plain means, so runs with and without
+    reweighting select their best epoch alike.
+
+    Returns:
+        Scalars, float32.
     """
     losses = []
-    for task in tasks:
-        if task == "age" and spec.age_loss == "ldl":
-            loss = age_ldl_loss(y_true["age"], y_pred[AGE_DISTRIBUTION], y_pred["age"],
-                                spec.age_sigma)
-        elif task == "age" and spec.age_loss == "log-l1":
-            loss = age_log_loss(y_true["age"], y_pred["age"])
-        elif task == "race" and spec.race_log_prior is not None:
-            loss = adjusted_race_loss(y_true["race"], y_pred["race"], spec.race_log_prior)
+    scales = dict(spec.regression_scales)
+    for task in as_specs(tasks):
+        known = known_labels(y_true[task.name], task)
+        target = filled(y_true[task.name], known)
+        if task.name == "age" and spec.age_loss == "ldl":
+            loss = age_ldl_loss(target, y_pred[AGE_DISTRIBUTION], y_pred["age"], spec.age_sigma)
+        elif task.name == "age" and spec.age_loss == "log-l1":
+            loss = age_log_loss(target, y_pred["age"])
+        elif task.name == "race" and spec.race_log_prior is not None:
+            loss = adjusted_race_loss(target, y_pred["race"], spec.race_log_prior)
         else:
-            loss = TASK_LOSSES[task](y_true[task], y_pred[task])
-        if task == "age" and training and spec.age_bin_weights is not None:
-            loss = loss * age_weights(y_true["age"], spec.age_bin_weights)
-        losses.append(ops.mean(loss))
+            loss = monitored_loss(task, target, y_pred, scales.get(task.name, 1.0))
+        if task.name == "age" and training and spec.age_bin_weights is not None:
+            loss = loss * age_weights(target, spec.age_bin_weights)
+        losses.append(masked_mean(loss, known))
     return losses
 
 
@@ -140,9 +201,17 @@ def age_weights(y_true, bin_weights):
 
 
 def monitored_losses(tasks, y_true: dict, y_pred: dict) -> list:
-    """The per-task numbers ``train`` reports, whatever the training losses: age MAE in years,
-    the plain gender and ethnicity cross-entropies (per-sample, float32)."""
-    return [TASK_LOSSES[task](y_true[task], y_pred[task]) for task in tasks]
+    """The per-task numbers ``train`` reports, whatever the training losses (see
+    ``monitored_loss``), each with the mask of the samples that have the label.
+
+    Returns:
+        (per-sample values, known) pairs, float32 (N,), unknown labels filled with 0.
+    """
+    pairs = []
+    for task in as_specs(tasks):
+        known = known_labels(y_true[task.name], task)
+        pairs.append((monitored_loss(task, filled(y_true[task.name], known), y_pred), known))
+    return pairs
 
 
 def weighted_sum(losses: list, weights) -> "keras.KerasTensor":

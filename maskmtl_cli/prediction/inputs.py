@@ -262,7 +262,8 @@ def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> 
 
 
 def check_output_dirs(inputs: tuple[Path, ...], annotate_dir: Path | None, cam_dir: Path | None,
-                      images: list[InputImage] | None = None) -> None:
+                      images: list[InputImage] | None = None,
+                      masks_dir: Path | None = None) -> None:
     """Refuse output folders that are files or input folders, or that would overwrite an input.
 
     Args:
@@ -270,12 +271,14 @@ def check_output_dirs(inputs: tuple[Path, ...], annotate_dir: Path | None, cam_d
         annotate_dir: Folder for annotated copies (``--annotate``), or None.
         cam_dir: Folder for Grad-CAM images (``--cam``), or None.
         images: The collected inputs; when given, also check no annotated copy lands on one.
+        masks_dir: Folder for predicted masks (``--masks``), or None.
 
     Raises:
         InputError: Naming the option, the folder and what to do instead.
     """
     input_dirs = {given.resolve() for given in inputs if given.is_dir()}
-    for option, folder in (("--annotate", annotate_dir), ("--cam", cam_dir)):
+    for option, folder in (("--annotate", annotate_dir), ("--cam", cam_dir),
+                           ("--masks", masks_dir)):
         if folder is None:
             continue
         if folder.exists() and not folder.is_dir():

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
 from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
 from maskmtl_cli.inference import ENGINES
 from maskmtl_cli.prediction.alignment import align_face, square_crop, to_model_input
@@ -31,6 +30,7 @@ from maskmtl_cli.prediction.inputs import (
     read_aligned_input,
     read_image,
 )
+from maskmtl_cli.prediction.records import FaceRecord, make_records
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -62,58 +62,7 @@ class PredictConfig:
     annotate_dir: Path | None = None
     cam_dir: Path | None = None
     engine: str = "onnx"
-
-
-@dataclass(frozen=True)
-class FaceRecord:
-    """Predictions for one face. Task fields are None when the model lacks that task.
-
-    Attributes:
-        file: The photo, as found from the inputs given.
-        face: Index of the face in its photo (faces sorted left to right).
-        box: ``(x, y, width, height)`` in pixels of the EXIF-rotated photo.
-        detector_score: Detector confidence; None for ``--aligned`` crops.
-        age: Predicted age in years.
-        gender: ``"male"`` or ``"female"``; ``gender_probability`` is its probability and
-            ``p_female`` the model's raw probability of female.
-        ethnicity: The most likely of UTKFace's five classes (its "race" label), with its
-            probability and all five in ``ethnicity_probabilities``.
-        detector: The detector that found the face (``"aligned"`` for ``--aligned`` crops).
-    """
-
-    file: str
-    face: int
-    box: tuple[int, int, int, int]
-    detector_score: float | None = None
-    age: float | None = None
-    gender: str | None = None
-    gender_probability: float | None = None
-    p_female: float | None = None
-    ethnicity: str | None = None
-    ethnicity_probability: float | None = None
-    ethnicity_probabilities: dict[str, float] | None = None
-    detector: str = "aligned"
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict (box as [x, y, w, h]; probabilities rounded to 4 decimals)."""
-        def rounded(value, digits=4):
-            return None if value is None else round(float(value), digits)
-
-        return {
-            "file": self.file,
-            "face": self.face,
-            "box": list(self.box),
-            "detector": self.detector,
-            "detector_score": rounded(self.detector_score),
-            "age": rounded(self.age, 2),
-            "gender": self.gender,
-            "gender_probability": rounded(self.gender_probability),
-            "p_female": rounded(self.p_female),
-            "ethnicity": self.ethnicity,
-            "ethnicity_probability": rounded(self.ethnicity_probability),
-            "ethnicity_probabilities": None if self.ethnicity_probabilities is None else {
-                name: rounded(value) for name, value in self.ethnicity_probabilities.items()},
-        }
+    masks_dir: Path | None = None  # predicted mask PNGs (a model with a segmentation head)
 
 
 @dataclass
@@ -129,8 +78,10 @@ class PredictResult:
     crop_like: list[str] = field(default_factory=list)  # no face, but shaped like a face crop
     annotated: list[Path] = field(default_factory=list)
     cams: list[Path] = field(default_factory=list)
+    masks: list[Path] = field(default_factory=list)
     annotate_dir: Path | None = None
     cam_dir: Path | None = None
+    masks_dir: Path | None = None
 
 def default_model_path() -> Path:
     """The bundled pretrained model; ModelError saying what to pass when it is missing."""
@@ -181,30 +132,6 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
     return [(face, align_face(image, face)) for face in found]
 
 
-def make_records(file: str, faces: list[Face], outputs: dict[str, np.ndarray],
-                 offset: int = 0, detector: str = "aligned") -> list[FaceRecord]:
-    """Turn model outputs (rows ``offset`` onwards) into one record per face."""
-    records = []
-    for index, face in enumerate(faces):
-        row = offset + index
-        values: dict = {}
-        if "age" in outputs:
-            values["age"] = float(outputs["age"][row])
-        if "gender" in outputs:
-            p_female = float(outputs["gender"][row])
-            female = p_female >= 0.5
-            values.update(gender=GENDER_NAMES[int(female)], p_female=p_female,
-                          gender_probability=p_female if female else 1.0 - p_female)
-        if "race" in outputs:
-            probabilities = [float(v) for v in outputs["race"][row]]
-            best = int(np.argmax(probabilities))
-            values.update(ethnicity=RACE_NAMES[best], ethnicity_probability=probabilities[best],
-                          ethnicity_probabilities=dict(zip(RACE_NAMES, probabilities)))
-        records.append(FaceRecord(file=file, face=index, box=tuple(int(v) for v in face.box),
-                                  detector=detector, detector_score=face.score, **values))
-    return records
-
-
 def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
                   detector: str = DEFAULT_DETECTOR, *, aligned: bool = False,
                   faces: str = "all", min_face: int = 20, flip: bool = False, file: str = "",
@@ -230,7 +157,7 @@ def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
         >>> from maskmtl_cli.prediction.predict import predict_image, read_image
         >>> records = predict_image(read_image("photo.jpg"), "runs/train")
     """
-    from maskmtl_cli.inference import input_spec, load_model, predict_arrays
+    from maskmtl_cli.inference import input_spec, load_model, predict_arrays, task_specs
 
     image = _check_image(image)
     if not aligned:
@@ -244,7 +171,7 @@ def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
     inputs = np.stack([to_model_input(crop, size, color_mode) for _, crop in pairs])
     outputs = predict_arrays(model, inputs, batch_size=max(1, len(inputs)), flip=flip)
     return make_records(file, [face for face, _ in pairs], outputs,
-                        detector="aligned" if aligned else detector)
+                        detector="aligned" if aligned else detector, specs=task_specs(model))
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -302,17 +229,30 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
         ModelError: The model is missing, corrupt or incompatible.
         DataError: Not one input could be read as an image.
     """
-    from maskmtl_cli.inference import input_spec, load_model, model_tasks, predict_arrays
+    from maskmtl_cli.inference import (
+        has_segmentation,
+        input_spec,
+        load_model,
+        model_tasks,
+        predict_arrays,
+        task_specs,
+    )
 
     validate_config(config)
-    check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir)
-    outputs_dirs = tuple(folder for folder in (config.annotate_dir, config.cam_dir) if folder)
+    check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir,
+                      masks_dir=config.masks_dir)
+    outputs_dirs = tuple(folder for folder in (config.annotate_dir, config.cam_dir,
+                                               config.masks_dir) if folder)
     images = collect_images(config.inputs, exclude=outputs_dirs)
     check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir, images)
     model_path = Path(config.model) if config.model is not None else default_model_path()
     if model is None:
         # Grad-CAM needs Keras' gradients; everything else runs on ONNX Runtime by default.
         model = load_model(model_path, "keras" if config.cam_dir is not None else config.engine)
+    if config.masks_dir is not None and not has_segmentation(model):
+        raise InputError(f"--masks needs a model with a segmentation head; {model_path} has "
+                         "none. Train one with `maskmtl train --segmentation`.")
+    specs = task_specs(model)
     size, color_mode = input_spec(model)
     detector = None if config.aligned else config.detector
     if detector is not None:
@@ -323,7 +263,8 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
 
         cam = GradCam(model, model_tasks(model))
     result = PredictResult([], model_path, detector or "aligned",
-                           annotate_dir=config.annotate_dir, cam_dir=config.cam_dir)
+                           annotate_dir=config.annotate_dir, cam_dir=config.cam_dir,
+                           masks_dir=config.masks_dir)
     pending: list[_Pending] = []
 
     def flush() -> None:
@@ -332,13 +273,13 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
         if batch:
             inputs = np.stack(batch)
             outputs = predict_arrays(model, inputs, batch_size=config.batch_size,
-                                     flip=config.flip)
+                                     flip=config.flip, segmentation=config.masks_dir is not None)
             if cam is not None:
                 heatmaps = _cam_batches(cam, inputs, config.batch_size)
         offset = 0
         for item in pending:
             records = make_records(str(item.image.path), item.faces, outputs, offset,
-                                   result.detector)
+                                   result.detector, specs)
             result.records.extend(records)
             if config.annotate_dir is not None:
                 from maskmtl_cli.prediction.render import annotate, save_image
@@ -347,6 +288,9 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
                                                    annotate(item.photo, records)))
             if cam is not None:
                 result.cams.extend(_save_cams(config.cam_dir, item, heatmaps, offset))
+            if config.masks_dir is not None:
+                result.masks.extend(_save_masks(config.masks_dir, item, outputs, offset,
+                                                config.aligned))
             offset += len(item.faces)
         pending.clear()
 
@@ -414,6 +358,29 @@ def _save_cams(folder: Path, item: _Pending, heatmaps: dict[str, np.ndarray],
         for task, maps in heatmaps.items():
             path = folder / relative.parent / f"{relative.stem}_face{index}_{task}.png"
             written.append(save_image(path, cam_overlay(crop, maps[offset + index])))
+    return written
+
+
+def _save_masks(folder: Path, item: _Pending, outputs: dict[str, np.ndarray], offset: int,
+                aligned: bool) -> list[Path]:
+    """One PNG per face (255 = covered), ``<name>_face<i>.png`` beside the input's sub-path.
+
+    A mask is drawn in the frame of the face crop the model saw: the input's centred square at
+    its own size for ``--aligned`` inputs, the 200x200 aligned crop for detected faces.
+    """
+    import cv2
+
+    from maskmtl_cli.prediction.alignment import CROP_SIZE
+    from maskmtl_cli.prediction.render import save_image
+
+    written = []
+    relative = item.image.relative
+    for index, face in enumerate(item.faces):
+        side = int(face.box[2]) if aligned else CROP_SIZE
+        covered = (outputs["segmentation"][offset + index] >= 0.5).astype(np.uint8) * 255
+        covered = cv2.resize(covered, (side, side), interpolation=cv2.INTER_NEAREST)
+        path = folder / relative.parent / f"{relative.stem}_face{index}.png"
+        written.append(save_image(path, covered))
     return written
 
 

@@ -33,18 +33,45 @@ _MAX_LISTED = 10
 _TABLE_WIDTH = 110
 
 
-def csv_columns() -> list[str]:
-    """Column names of ``--csv`` output, in order."""
-    return (["file", "face", "x", "y", "width", "height", "detector_score", "age", "gender",
-             "gender_probability", "p_female", "ethnicity", "ethnicity_probability"]
-            + [f"p_{name}" for name in RACE_NAMES])
+def csv_columns(records: Iterable["FaceRecord"] = ()) -> list[str]:
+    """Column names of ``--csv`` output, in order: UTKFace's fields, then the records' other
+    tasks (``<task>``, and for classification ``<task>_probability`` and
+    ``p_<task>_<class>``)."""
+    columns = (["file", "face", "x", "y", "width", "height", "detector_score", "age", "gender",
+                "gender_probability", "p_female", "ethnicity", "ethnicity_probability"]
+               + [f"p_{name}" for name in RACE_NAMES])
+    for task in _first_tasks(records):
+        columns.append(task.name)
+        if task.probabilities is not None:
+            columns += [f"{task.name}_probability",
+                        *(f"p_{task.name}_{name}" for name in task.probabilities)]
+    return columns
+
+
+def _first_tasks(records: Iterable["FaceRecord"]) -> tuple:
+    """The other tasks of the model (every record of a run has the same ones)."""
+    for record in records:
+        return record.tasks
+    return ()
+
+
+def _task_cells(record: "FaceRecord") -> list[str]:
+    cells = []
+    for task in record.tasks:
+        if task.probabilities is None:
+            cells.append(_cell(task.value, 4))
+        else:
+            cells += [task.label, _cell(task.probability, 4),
+                      *(_cell(value, 4) for value in task.probabilities.values())]
+    return cells
 
 
 def records_to_csv(records: Iterable["FaceRecord"]) -> str:
     """CSV text with a header row and one row per face (empty cells where a task is missing)."""
+    records = list(records)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(csv_columns())
+    writer.writerow(csv_columns(records))
     for record in records:
         probabilities = record.ethnicity_probabilities or {}
         writer.writerow([
@@ -53,6 +80,7 @@ def records_to_csv(records: Iterable["FaceRecord"]) -> str:
             _cell(record.p_female, 4), record.ethnicity or "",
             _cell(record.ethnicity_probability, 4),
             *(_cell(probabilities.get(name), 4) for name in RACE_NAMES),
+            *_task_cells(record),
         ])
     return buffer.getvalue()
 
@@ -74,6 +102,8 @@ def records_table(records: list["FaceRecord"]) -> "Table":
         table.add_column(name, justify="right" if name in ("Face", "Age") else "left")
     for name in RACE_NAMES:
         table.add_column(name, justify="right")
+    for task in _first_tasks(records):
+        table.add_column(task.name, justify="right" if task.probabilities is None else "left")
     for record in records:
         probabilities = record.ethnicity_probabilities or {}
         table.add_row(
@@ -84,8 +114,16 @@ def records_table(records: list["FaceRecord"]) -> "Table":
             else f"{record.ethnicity} {record.ethnicity_probability:.2f}",
             *("-" if name not in probabilities else f"{probabilities[name]:.2f}"
               for name in RACE_NAMES),
+            *(_task_text(task) for task in record.tasks),
         )
     return table
+
+
+def _task_text(task) -> str:
+    """``happy 0.81`` for a class, ``3.27`` for a value."""
+    if task.probabilities is None:
+        return f"{task.value:.3g}"
+    return f"{task.label} {task.probability:.2f}"
 
 
 def records_lines(records: list["FaceRecord"]) -> list[str]:
@@ -102,6 +140,7 @@ def records_lines(records: list["FaceRecord"]) -> list[str]:
             spread = ", ".join(f"{name} {value:.2f}"
                                for name, value in record.ethnicity_probabilities.items())
             parts.append(f"{record.ethnicity} {record.ethnicity_probability:.2f} ({spread})")
+        parts += [f"{task.name} {_task_text(task)}" for task in record.tasks]
         box_text = ",".join(str(v) for v in record.box)
         lines.append(f"{record.file} #{record.face} [{box_text}]: {', '.join(parts)}")
     return lines
@@ -116,6 +155,7 @@ def face_label(record: "FaceRecord") -> str:
         parts.append(f"{record.gender} {record.gender_probability:.2f}")
     if record.ethnicity is not None:
         parts.append(f"{record.ethnicity} {record.ethnicity_probability:.2f}")
+    parts += [_task_text(task) for task in record.tasks]
     return " ".join(parts)
 
 
@@ -290,4 +330,6 @@ def print_result(result: "PredictResult", output_format: str = "table") -> None:
         summary += f" Annotated copies: {len(result.annotated)} in {result.annotate_dir}."
     if result.cams:
         summary += f" Grad-CAM images: {len(result.cams)} in {result.cam_dir}."
+    if result.masks:
+        summary += f" Predicted masks: {len(result.masks)} in {result.masks_dir}."
     err_console.print(summary, highlight=False, soft_wrap=True)

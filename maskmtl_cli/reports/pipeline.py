@@ -17,11 +17,17 @@ from maskmtl_cli.eval_config import EvalConfig
 from maskmtl_cli.errors import DataError, InputError
 
 _LISTED_FAILURES = 10
-#: Every file ``eval`` may write into its output folder (see ``reports.report``).
+#: Every file ``eval`` may write into its output folder (see ``reports.report``), besides
+#: ``confusion_<task>.png`` per classification task.
 OUTPUT_NAMES = frozenset({
     "metrics.json", "predictions.csv", "report.md", "confusion_gender.png",
     "confusion_race.png", "age_scatter.png", "age_bands.png", "fairness.png",
 })
+
+
+def is_output_name(name: str) -> bool:
+    """Whether ``eval`` may write a file of this name into its output folder."""
+    return name in OUTPUT_NAMES or (name.startswith("confusion_") and name.endswith(".png"))
 
 
 @dataclass(frozen=True)
@@ -96,13 +102,9 @@ def check_inputs_are_spared(out_dir: Path, inputs: list) -> None:
     folder = Path(out_dir).resolve()
     for given in inputs:
         path = Path(given)
-        if path.name in OUTPUT_NAMES and path.resolve().parent == folder:
+        if is_output_name(path.name) and path.resolve().parent == folder:
             raise InputError(f"The output folder {out_dir} would get a new {path.name}, "
                              f"replacing the input {given}. Choose another folder with --out.")
-
-
-def _labelled_tasks(rows) -> list[str]:
-    return [task for task in ("age", "gender", "race") if rows[task].notna().any()]
 
 
 def _file_sha1(path: Path) -> str:
@@ -125,17 +127,54 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
         DataError: The manifest is missing, has no rows in the split, lacks labels for every
             task of the model, has labels outside the model's classes, or no image loads.
     """
-    import numpy as np
-
-    from maskmtl_cli import __version__, inference
-    from maskmtl_cli.data.dataset import load_split
-    from maskmtl_cli.data.manifest import read_manifest
-    from maskmtl_cli.evaluation import class_names, evaluate_predictions
-    from maskmtl_cli.reports.report import write_metrics_json, write_predictions_csv, write_report
+    from maskmtl_cli import inference
+    from maskmtl_cli.evaluation import evaluate_predictions
+    from maskmtl_cli.reports import eval_data
 
     log = log or (lambda message: None)
     timing: dict[str, float] = {}
     started = time.perf_counter()
+    setup = _prepare(config, log)
+    model = inference.load_model(setup["model_path"], config.engine)
+    size, color_mode = inference.input_spec(model)
+    specs = inference.task_specs(model)
+    labelled = eval_data.labelled_tasks(setup["rows"], specs)
+    if not labelled and not inference.has_segmentation(model):
+        raise DataError(f"Nothing to score: the model predicts "
+                        f"{', '.join(spec.name for spec in specs)} but split {config.split} of "
+                        f"{setup['manifest']} has no labels for them.")
+    timing["load_model"] = time.perf_counter() - started
+    arrays = _load_images(setup["rows"], size, color_mode, config, log, timing)
+
+    mark = time.perf_counter()
+    log(f"Predicting {len(arrays)} faces" + (" (with flip averaging)" if config.flip else ""))
+    predictions = inference.predict_arrays(model, arrays.images, config.batch_size, config.flip,
+                                           segmentation=True)
+    masks = predictions.pop("segmentation", None)
+    timing["predict"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    labels = eval_data.task_labels(arrays.rows, specs)
+    groups, order = eval_data.fairness_groups(arrays.rows, config.group_by, specs,
+                                              setup["manifest"])
+    segmentation, why_not, per_image_iou = eval_data.score_segmentation(
+        arrays.rows, masks, size, config.metrics, config.cache_dir)
+    result = evaluate_predictions(labels, predictions, config.metrics, specs, groups, order) \
+        if labelled else None
+    timing["metrics"] = time.perf_counter() - mark
+    timing["total"] = time.perf_counter() - started
+    metrics = _metrics(config, setup, arrays, (size, color_mode), specs, timing, result,
+                       (segmentation, why_not))
+    files = _write_outputs(config, setup["out_dir"], metrics, arrays, labels, predictions, specs,
+                           per_image_iou, log)
+    return EvalOutcome(metrics=metrics, out_dir=setup["out_dir"], files=files)
+
+
+def _prepare(config: EvalConfig, log) -> dict:
+    """The run's model file, its training config, the manifest, its rows and the out folder."""
+    from maskmtl_cli import inference
+    from maskmtl_cli.data.manifest import read_manifest
+
     run = config.run
     if run is None:
         run = inference.latest_run(config.runs_root)
@@ -143,23 +182,19 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
     model_path = inference.resolve_model_path(run)
     train_config = inference.run_config(model_path)
     manifest = resolve_manifest(config.manifest, train_config)
-    table = read_manifest(manifest)
-    rows = select_split(table, config.split, manifest)
+    rows = select_split(read_manifest(manifest), config.split, manifest)
     out_dir = Path(config.out_dir) if config.out_dir else default_out_dir(
         model_path, train_config is not None)
     check_inputs_are_spared(out_dir, [manifest, model_path, *rows["path"]])
     log(f"Manifest {manifest}: {len(rows)} rows in split {config.split}.")
-
     log(f"Loading model {model_path}")
-    model = inference.load_model(model_path, config.engine)
-    size, color_mode = inference.input_spec(model)
-    tasks = inference.model_tasks(model)
-    labelled = _labelled_tasks(rows)
-    if not set(tasks) & set(labelled):
-        raise DataError(f"Nothing to score: the model predicts {', '.join(tasks)} but split "
-                        f"{config.split} of {manifest} has labels for "
-                        f"{', '.join(labelled) or 'no task'}.")
-    timing["load_model"] = time.perf_counter() - started
+    return {"model_path": model_path, "train_config": train_config, "manifest": manifest,
+            "rows": rows, "out_dir": out_dir}
+
+
+def _load_images(rows, size: int, color_mode: str, config: EvalConfig, log, timing: dict):
+    """The split's images at the model's input; DataError when none loads."""
+    from maskmtl_cli.data.dataset import load_split
 
     mark = time.perf_counter()
     log(f"Loading {len(rows)} images at {size}x{size} {color_mode}")
@@ -174,42 +209,64 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
         raise DataError(f"None of the {len(rows)} images of split {config.split} could be "
                         f"loaded (first: {arrays.failures[0][0]}: {arrays.failures[0][1]}). "
                         "Check the paths in the manifest.")
+    return arrays
 
-    mark = time.perf_counter()
-    log(f"Predicting {len(arrays)} faces" + (" (with flip averaging)" if config.flip else ""))
-    predictions = inference.predict_arrays(model, arrays.images, config.batch_size, config.flip)
-    timing["predict"] = time.perf_counter() - mark
 
-    mark = time.perf_counter()
-    labels = {"age": arrays.age, "gender": arrays.gender, "race": arrays.race}
-    result = evaluate_predictions(labels, predictions, config.metrics)
-    timing["metrics"] = time.perf_counter() - mark
-    timing["total"] = time.perf_counter() - started
+def _metrics(config, setup, arrays, model_input, specs, timing, result, segmentation) -> dict:
+    """The content of ``metrics.json``: ``meta``, every metric, and the segmentation scores."""
+    from maskmtl_cli import __version__
 
+    model_path, train_config = setup["model_path"], setup["train_config"]
     meta = {
         "maskmtl_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": str(model_path.parent) if train_config is not None else None,
         "run_name": model_path.parent.name if train_config is not None else model_path.stem,
         "model": str(model_path), "model_auto_selected": config.run is None,
-        "manifest": str(Path(manifest).resolve()), "manifest_sha1": _file_sha1(manifest),
-        "split": config.split, "rows_in_split": len(rows),
+        "manifest": str(Path(setup["manifest"]).resolve()),
+        "manifest_sha1": _file_sha1(setup["manifest"]),
+        "split": config.split, "rows_in_split": len(setup["rows"]),
         "failures": [{"path": path, "reason": why} for path, why in arrays.failures],
-        "input_size": size, "color_mode": color_mode, "model_tasks": tasks,
-        "flip": config.flip, "engine": config.engine, "timing_s": {k: round(v, 3) for k, v in timing.items()},
+        "input_size": model_input[0], "color_mode": model_input[1],
+        "model_tasks": [spec.name for spec in specs],
+        "task_specs": [spec.to_dict() for spec in specs],
+        "flip": config.flip, "engine": config.engine,
+        "timing_s": {k: round(v, 3) for k, v in timing.items()},
         "train_config": train_config, "config": config.to_dict(),
     }
-    metrics = {"meta": meta, **result.to_dict()}
+    if result is not None:
+        metrics = {"meta": meta, **result.to_dict()}
+    else:  # a segmentation-only evaluation: no task has labels here
+        metrics = {"meta": meta, "n": len(arrays), "tasks": [], "skipped": {}, "headline": {},
+                   "intervals": {}, "classification": {}, "age": None, "regression": {},
+                   "fairness": None, "options": config.to_dict()["metrics"]}
+    scores, why_not = segmentation
+    metrics["segmentation"] = scores
+    if scores is not None:
+        metrics["headline"]["segmentation_iou"] = scores["iou"]
+        if scores.get("interval"):
+            metrics["intervals"]["segmentation_iou"] = {"estimate": scores["iou"],
+                                                        **scores["interval"]}
+    elif why_not:
+        metrics["skipped"]["segmentation"] = why_not
+    return metrics
+
+
+def _write_outputs(config, out_dir: Path, metrics, arrays, labels, predictions, specs,
+                   per_image_iou, log) -> list[Path]:
+    """``metrics.json``, ``predictions.csv`` and, with ``--report``, the report and figures."""
+    import numpy as np
+
+    from maskmtl_cli.reports.report import write_metrics_json, write_predictions_csv, write_report
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    class_names = {"race": list(class_names("race", predictions["race"].shape[1]))
-                   } if "race" in predictions else {}
     files = [write_metrics_json(metrics, out_dir / "metrics.json"),
-             write_predictions_csv(arrays.paths, labels, predictions, class_names,
-                                   out_dir / "predictions.csv")]
+             write_predictions_csv(arrays.paths, labels, predictions, specs,
+                                   out_dir / "predictions.csv", per_image_iou)]
     if config.report:
         log("Writing report.md and figures")
-        known = ~np.isnan(labels["age"])
+        ages = labels.get("age", np.full(len(arrays), np.nan))
+        known = ~np.isnan(ages)
         age_pred = predictions["age"][known] if "age" in predictions else None
-        files += write_report(metrics, labels["age"][known], age_pred, out_dir)
-    return EvalOutcome(metrics=metrics, out_dir=out_dir, files=files)
+        files += write_report(metrics, ages[known], age_pred, out_dir)
+    return files

@@ -96,20 +96,23 @@ def plot_age_bands(age: dict[str, Any], path: Path) -> Path:
 
 
 def plot_fairness(fairness: dict[str, Any], path: Path) -> Path | None:
-    """Heat maps of each group metric over gender (rows) x ethnicity (columns).
+    """Heat maps of each group metric over the two grouping columns (gender x ethnicity by
+    default: rows the first column, columns the second).
 
     Returns:
-        The path, or None when the groups are not two-dimensional (only gender or only race).
+        The path, or None when the groups are not two-dimensional.
     """
-    if fairness["group_by"] != ["gender", "race"]:
+    if len(fairness["group_by"]) != 2:
         return None
-    from maskmtl_cli.reports.tables import GROUP_COLUMNS
+    from maskmtl_cli.reports.tables import group_column, task_title
 
     groups = fairness["groups"]
-    genders = list(dict.fromkeys(group["gender"] for group in groups))
-    races = list(dict.fromkeys(group["race"] for group in groups))
-    names = [name for name in GROUP_COLUMNS
-             if name != "age_rmse" and any(name in group for group in groups)]
+    first, second = fairness["group_by"]
+    genders = list(dict.fromkeys(group[first] for group in groups))
+    races = list(dict.fromkeys(group[second] for group in groups))
+    fixed = {"group", "n", first, second}
+    names = [name for name in dict.fromkeys(key for group in groups for key in group)
+             if name not in fixed and not name.endswith("_rmse")]
     plt = _pyplot()
     columns = min(2, len(names))
     rows = -(-len(names) // columns)
@@ -120,16 +123,17 @@ def plot_fairness(fairness: dict[str, Any], path: Path) -> Path | None:
         grid = np.full((len(genders), len(races)), np.nan)
         for group in groups:
             if group.get(name) is not None:
-                grid[genders.index(group["gender"]), races.index(group["race"])] = group[name]
-        higher_is_better = fairness["summary"].get(name, {}).get("higher_is_better",
-                                                                   not name.startswith("age_m"))
+                grid[genders.index(group[first]), races.index(group[second])] = group[name]
+        higher_is_better = fairness["summary"].get(name, {}).get(
+            "higher_is_better", not name.endswith(("_mae", "_rmse")))
         image = axis.imshow(grid, cmap="RdYlGn" if higher_is_better else "RdYlGn_r")
         figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
-        axis.set(title=GROUP_COLUMNS[name], xticks=range(len(races)), xticklabels=races,
+        axis.set(title=group_column(name), xticks=range(len(races)), xticklabels=races,
                  yticks=range(len(genders)), yticklabels=genders)
         axis.tick_params(axis="x", labelrotation=45)
         for (row, column), value in np.ndenumerate(grid):
             if not np.isnan(value):
                 axis.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
-    figure.suptitle("Per group (gender x ethnicity of the true labels)")
+    figure.suptitle(f"Per group ({task_title(first).lower()} x {task_title(second).lower()} "
+                    "of the true labels)")
     return _save(figure, path)

@@ -49,33 +49,43 @@ def write_metrics_json(metrics: dict[str, Any], path: Path) -> Path:
 
 
 def write_predictions_csv(paths: list[str], labels: Mapping[str, np.ndarray],
-                          predictions: Mapping[str, np.ndarray], class_names: Mapping[str, list],
-                          path: Path) -> Path:
+                          predictions: Mapping[str, np.ndarray], specs, path: Path,
+                          segmentation_iou: np.ndarray | None = None) -> Path:
     """One row per face: path, true labels (empty when unknown), predictions and probabilities.
 
-    Columns: ``path``, then per task the model predicts: ``age_true``, ``age_pred``;
-    ``gender_true``, ``gender_pred``, ``p_female``; ``race_true``, ``race_pred``, ``p_<class>``.
-    Class columns hold indices (0 male / 1 female; race in ``class_names["race"]`` order).
+    Columns: ``path``, then per task the model predicts, in its order: ``age_true``,
+    ``age_pred``; ``gender_true``, ``gender_pred``, ``p_female``; ``race_true``, ``race_pred``,
+    ``p_<class>``; for other classification tasks ``<task>_true``, ``<task>_pred`` (class
+    indices) and ``p_<task>_<class>``; for other regression tasks ``<task>_true`` and
+    ``<task>_pred``; then ``segmentation_iou`` when the segmentation head was scored. Class
+    columns hold indices into the task's classes (0 male / 1 female; race in UTKFace's order).
     """
     import pandas as pd
 
     table = pd.DataFrame({"path": paths})
-    if "age" in predictions:
-        table["age_true"] = pd.Series(np.asarray(labels["age"], float))
-        table["age_pred"] = np.round(np.asarray(predictions["age"], float), 3)
-    if "gender" in predictions:
-        gender = np.asarray(labels["gender"]).astype("int64")
-        table["gender_true"] = pd.Series(gender, dtype="Int64").mask(gender < 0)
-        probability = np.asarray(predictions["gender"], float)
-        table["gender_pred"] = (probability >= 0.5).astype(int)
-        table["p_female"] = np.round(probability, 5)
-    if "race" in predictions:
-        race = np.asarray(labels["race"]).astype("int64")
-        table["race_true"] = pd.Series(race, dtype="Int64").mask(race < 0)
-        probabilities = np.asarray(predictions["race"], float)
-        table["race_pred"] = probabilities.argmax(axis=1)
-        for index, name in enumerate(class_names["race"]):
-            table[f"p_{name}"] = np.round(probabilities[:, index], 5)
+    for spec in specs:
+        task = spec.name
+        if task not in predictions:
+            continue
+        values = labels.get(task)
+        probabilities = np.asarray(predictions[task], float)
+        if spec.kind == "regression":
+            table[f"{task}_true"] = pd.Series(np.full(len(paths), np.nan) if values is None
+                                              else np.asarray(values, float))
+            table[f"{task}_pred"] = np.round(probabilities, 3 if task == "age" else 5)
+            continue
+        known = np.full(len(paths), -1) if values is None else np.asarray(values).astype("int64")
+        table[f"{task}_true"] = pd.Series(known, dtype="Int64").mask(known < 0)
+        if probabilities.ndim == 1:  # gender's P(female)
+            table[f"{task}_pred"] = (probabilities >= 0.5).astype(int)
+            table["p_female" if task == "gender" else f"p_{task}"] = np.round(probabilities, 5)
+            continue
+        table[f"{task}_pred"] = probabilities.argmax(axis=1)
+        prefix = "p_" if task == "race" else f"p_{task}_"
+        for index, name in enumerate(spec.classes[:probabilities.shape[1]]):
+            table[f"{prefix}{name}"] = np.round(probabilities[:, index], 5)
+    if segmentation_iou is not None:
+        table["segmentation_iou"] = np.round(segmentation_iou, 5)
     return write_text(path, table.to_csv(index=False))
 
 
@@ -117,25 +127,29 @@ def report_markdown(metrics: dict[str, Any], figures: dict[str, Path]) -> str:
         f"{'on' if meta['flip'] else 'off'}.",
         f"- maskmtl {meta['maskmtl_version']}, {meta['created']}. Per-face predictions: "
         "`predictions.csv`.\n",
-        "## Headline\n", md(tables.headline_table(metrics)), md(tables.paper_table(metrics)),
+        "## Headline\n", md(tables.headline_table(metrics)),
+        md(tables.paper_table(metrics)) if tables.has_utkface_tasks(metrics) else "",
     ]
-    for task in ("gender", "race"):
-        if task in metrics["classification"]:
-            sections += [f"## {tables.TASK_TITLES[task]}\n", md(tables.class_table(metrics, task)),
-                         md(tables.confusion_table(metrics, task)),
-                         md(tables.confusion_table(metrics, task, normalized=True)),
-                         _figure(figures, f"confusion_{task}", f"{task} confusion matrices")]
+    for task in metrics["classification"]:
+        sections += [f"## {tables.task_title(task)}\n", md(tables.class_table(metrics, task)),
+                     md(tables.confusion_table(metrics, task)),
+                     md(tables.confusion_table(metrics, task, normalized=True)),
+                     _figure(figures, f"confusion_{task}", f"{task} confusion matrices")]
     if metrics.get("age"):
         sections += ["## Age\n", md(tables.age_band_table(metrics)),
                      _figure(figures, "age_scatter", "predicted vs true age"),
                      _figure(figures, "age_bands", "age MAE per band")]
+    if metrics.get("regression"):
+        sections += ["## Other regression tasks\n", md(tables.regression_table(metrics))]
+    if metrics.get("segmentation"):
+        sections += ["## Mask segmentation\n", md(tables.segmentation_table(metrics))]
     fairness = tables.fairness_tables(metrics)
     if fairness:
         sections += ["## Fairness\n",
                      "Each metric per group of the true labels. Within a group the true class "
                      "is fixed, so a group's accuracy is the recall of that class.\n",
                      *(md(spec) for spec in fairness),
-                     _figure(figures, "fairness", "metrics per gender x ethnicity group")]
+                     _figure(figures, "fairness", "metrics per group")]
     return "\n".join(section for section in sections if section)
 
 

@@ -53,6 +53,13 @@ def render_split_summary(summary: dict, json_output: bool = False) -> None:
     if summary["groups_moved_to_train"]:
         err_console.print(f"{summary['groups_moved_to_train']} duplicate groups straddled part1 "
                           "and the other parts: kept whole in train.")
+    if summary.get("label_columns"):
+        err_console.print("Other label columns (images labelled): " + ", ".join(
+            f"{name} ({count})" for name, count in summary["label_columns"].items()),
+            highlight=False)
+    if summary.get("masks"):
+        err_console.print(f"Ground-truth masks: {summary['masks']} images have one (column "
+                          "'mask', for `maskmtl train --segmentation`).", highlight=False)
     if summary["ignored_non_image_files"]:
         err_console.print(f"Ignored {summary['ignored_non_image_files']} non-image files.")
     err_console.print(f"[green]Wrote[/] {summary['manifest']}")

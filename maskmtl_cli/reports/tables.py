@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from maskmtl_cli.tasks import UTKFACE_TASK_NAMES
+
 #: The MaskMTL paper's Table 1, masked-face row (Mukherjee et al., PReMI 2021): gender and
 #: ethnicity accuracy and age MAE in years, trained on UTKFace part I and tested on part II.
 PAPER_TABLE1_MASKED = {"gender_accuracy": 0.8913, "race_accuracy": 0.7927, "age_mae": 12.15}
@@ -20,7 +22,31 @@ METRIC_NAMES = {
 }
 GROUP_COLUMNS = {"gender_accuracy": "Gender acc.", "race_accuracy": "Ethnicity acc.",
                  "age_mae": "Age MAE", "age_rmse": "Age RMSE", "age_cs": "Age CS"}
-TASK_TITLES = {"gender": "Gender", "race": "Ethnicity", "age": "Age"}
+TASK_TITLES = {"gender": "Gender", "race": "Ethnicity", "age": "Age",
+               "segmentation": "Mask segmentation"}
+#: Display names of the metric part of ``task_metric`` keys of other tasks.
+_METRIC_WORDS = {"accuracy": "accuracy", "macro_f1": "macro F1", "mae": "MAE", "rmse": "RMSE",
+                 "iou": "IoU (mean per image)"}
+
+
+def task_title(task: str) -> str:
+    """``Gender``, ``Ethnicity``, ``Age``; other tasks by their own name."""
+    return TASK_TITLES.get(task, task)
+
+
+def group_column(name: str) -> str:
+    """Column title of a per-group metric (``expression_accuracy`` -> ``expression acc.``)."""
+    if name in GROUP_COLUMNS:
+        return GROUP_COLUMNS[name]
+    for suffix, word in (("_accuracy", "acc."), ("_mae", "MAE"), ("_rmse", "RMSE")):
+        if name.endswith(suffix):
+            return f"{name[:-len(suffix)]} {word}"
+    return name
+
+
+def has_utkface_tasks(metrics: dict[str, Any]) -> bool:
+    """Whether any of age, gender, race was scored (the paper's table then applies)."""
+    return any(task in metrics.get("tasks", []) for task in UTKFACE_TASK_NAMES)
 
 
 @dataclass(frozen=True)
@@ -46,14 +72,35 @@ def fmt(value: float | None, digits: int = 4) -> str:
 
 
 def metric_digits(name: str) -> int:
-    """Years get 2 decimals, shares 4."""
+    """Years get 2 decimals, shares 4 (other regression errors 4 significant places' worth)."""
     return 2 if name.startswith("age_m") or name.startswith("age_r") else 4
 
 
 def metric_label(name: str, metrics: dict[str, Any]) -> str:
     """Display name of a headline metric (CS with its threshold)."""
     threshold = (metrics.get("age") or {}).get("cs_threshold", 5)
-    return METRIC_NAMES.get(name, name).format(t=f"{threshold:g}")
+    if name in METRIC_NAMES:
+        return METRIC_NAMES[name].format(t=f"{threshold:g}")
+    for metric, word in _METRIC_WORDS.items():
+        if name.endswith(f"_{metric}"):
+            return f"{task_title(name[:-len(metric) - 1])} {word}"
+    return name
+
+
+def _headline_rows(metrics: dict[str, Any]) -> list[tuple[str, str, dict]]:
+    """(key, metric, source of the faces count and baseline) of each headline number."""
+    from maskmtl_cli.evaluation import headline_pairs
+
+    rows = []
+    regression = metrics.get("regression") or {}
+    for task, metric in headline_pairs(metrics["classification"], metrics.get("age"),
+                                       regression):
+        source = (metrics["age"] if task == "age" else regression.get(task)
+                  or metrics["classification"][task])
+        rows.append((f"{task}_{metric}", metric, source))
+    if metrics.get("segmentation"):
+        rows.append(("segmentation_iou", "iou", metrics["segmentation"]))
+    return rows
 
 
 def headline_table(metrics: dict[str, Any]) -> TableSpec:
@@ -62,15 +109,15 @@ def headline_table(metrics: dict[str, Any]) -> TableSpec:
     options = metrics.get("options", {})
     confidence = f"{100 * options.get('confidence', 0.95):g}% CI"
     rows = []
-    for name, value in metrics["headline"].items():
+    for name, metric, source in _headline_rows(metrics):
+        value = metrics["headline"].get(name)
         digits = metric_digits(name)
         interval = intervals.get(name)
         ci = (f"[{fmt(interval['low'], digits)}, {fmt(interval['high'], digits)}]"
               if interval else "–")
-        task, metric = name.split("_", 1)
-        source = metrics["age"] if task == "age" else metrics["classification"][task]
-        baseline = (source.get("constant_baseline", {}).get(metric) if task == "age"
-                    else source.get("majority_accuracy") if metric == "accuracy" else None)
+        baseline = (source.get("constant_baseline", {}).get(metric) if "constant_baseline"
+                    in source else source.get("majority_accuracy") if metric == "accuracy"
+                    else None)
         rows.append((metric_label(name, metrics), fmt(value, digits), ci,
                      fmt(baseline, digits), str(source["n"])))
     note = (f"Percentile bootstrap over faces, {options.get('bootstrap')} resamples, seed "
@@ -79,7 +126,7 @@ def headline_table(metrics: dict[str, Any]) -> TableSpec:
              "mean true age).")
     skipped = metrics.get("skipped", {})
     if skipped:
-        note += " Not scored: " + "; ".join(f"{TASK_TITLES[t].lower()} ({why})"
+        note += " Not scored: " + "; ".join(f"{task_title(t).lower()} ({why})"
                                            for t, why in skipped.items()) + "."
     return TableSpec("Headline metrics", ("Metric", "Value", confidence, "Constant", "Faces"),
                      tuple(rows), note)
@@ -110,7 +157,7 @@ def class_table(metrics: dict[str, Any], task: str) -> TableSpec:
         rows.append((f"{average} average", fmt(scores[f"{average}_precision"]),
                      fmt(scores[f"{average}_recall"]), fmt(scores[f"{average}_f1"]),
                      str(scores["n"])))
-    return TableSpec(f"{TASK_TITLES[task]}: accuracy {fmt(scores['accuracy'])} on "
+    return TableSpec(f"{task_title(task)}: accuracy {fmt(scores['accuracy'])} on "
                      f"{scores['n']} faces",
                      ("Class", "Precision", "Recall", "F1", "Support"), tuple(rows))
 
@@ -122,7 +169,7 @@ def confusion_table(metrics: dict[str, Any], task: str, normalized: bool = False
     cells = (lambda v: f"{v:.3f}") if normalized else str
     rows = tuple((name, *(cells(v) for v in row)) for name, row in zip(scores["classes"], matrix))
     kind = "row-normalised, recall on the diagonal" if normalized else "counts"
-    return TableSpec(f"{TASK_TITLES[task]} confusion matrix ({kind})",
+    return TableSpec(f"{task_title(task)} confusion matrix ({kind})",
                      ("true ↓ predicted →", *scores["classes"]), rows)
 
 
@@ -135,6 +182,29 @@ def age_band_table(metrics: dict[str, Any]) -> TableSpec:
              f"CS({age['cs_threshold']:g}) {fmt(age['cs'])}, bias {fmt(age['bias'], 2)} years")
     return TableSpec(title, ("True age", "Faces", "MAE", "Bias (pred. - true)"), rows,
                      collapse_note(age.get("collapse")))
+
+
+def regression_table(metrics: dict[str, Any]) -> TableSpec:
+    """MAE, RMSE and bias of each regression task other than age, in its label's units."""
+    rows = tuple((task, str(scores["n"]), fmt(scores["mae"]), fmt(scores["rmse"]),
+                  fmt(scores["bias"]), fmt(scores.get("constant_baseline", {}).get("mae")))
+                 for task, scores in (metrics.get("regression") or {}).items())
+    return TableSpec("Regression tasks (in their labels' units)",
+                     ("Task", "Faces", "MAE", "RMSE", "Bias (pred. - true)", "Constant MAE"),
+                     rows, "Constant: the median true value on these faces.")
+
+
+def segmentation_table(metrics: dict[str, Any]) -> TableSpec:
+    """IoU (mean per image and pooled), Dice and pixel accuracy of the segmentation head."""
+    scores = metrics["segmentation"]
+    rows = (("IoU, mean per image", fmt(scores["iou"])),
+            ("IoU, all pixels pooled", fmt(scores["pooled_iou"])),
+            ("Dice, mean per image", fmt(scores["dice"])),
+            ("Pixel accuracy", fmt(scores["pixel_accuracy"])))
+    return TableSpec(f"Mask segmentation on {scores['n']} faces with a ground-truth mask",
+                     ("Metric", "Value"), rows,
+                     f"Predicted masks binarised at {scores['threshold']:g}; an image where "
+                     "both masks are empty counts as IoU 1.")
 
 
 def collapse_note(collapse: dict[str, Any] | None) -> str:
@@ -156,20 +226,22 @@ def fairness_tables(metrics: dict[str, Any]) -> list[TableSpec]:
     fairness = metrics.get("fairness")
     if not fairness:
         return []
-    names = [name for name in GROUP_COLUMNS if any(name in g for g in fairness["groups"])]
+    fixed = {"group", "n", *fairness["group_by"]}
+    names = list(dict.fromkeys(name for group in fairness["groups"] for name in group
+                               if name not in fixed))
     rows = tuple((group["group"], str(group["n"]),
                   *(fmt(group.get(name), metric_digits(name)) for name in names))
                  for group in fairness["groups"])
     unranked = fairness.get("unranked", [])
     note = (f"Groups with fewer than {fairness['min_group_size']} faces are not ranked: "
             + ", ".join(unranked) + "." if unranked else "")
-    grouping = " x ".join(TASK_TITLES[task].lower() for task in fairness["group_by"])
+    grouping = " x ".join(task_title(column).lower() for column in fairness["group_by"])
     groups = TableSpec(f"Per group ({grouping} of the true labels)",
-                       ("Group", "Faces", *(GROUP_COLUMNS[name] for name in names)), rows, note)
+                       ("Group", "Faces", *(group_column(name) for name in names)), rows, note)
     summary_rows = []
     for name, entry in fairness["summary"].items():
         digits = metric_digits(name)
-        summary_rows.append((GROUP_COLUMNS[name], entry["worst"], fmt(entry["worst_value"], digits),
+        summary_rows.append((group_column(name), entry["worst"], fmt(entry["worst_value"], digits),
                              entry["best"], fmt(entry["best_value"], digits),
                              fmt(entry["gap"], digits)))
     summary = TableSpec("Worst group and gap to the best",
@@ -180,13 +252,18 @@ def fairness_tables(metrics: dict[str, Any]) -> list[TableSpec]:
 
 def evaluation_tables(metrics: dict[str, Any]) -> list[TableSpec]:
     """Every table of an evaluation, in reading order."""
-    tables = [headline_table(metrics), paper_table(metrics)]
-    for task in ("gender", "race"):
-        if task in metrics["classification"]:
-            tables += [class_table(metrics, task), confusion_table(metrics, task),
-                       confusion_table(metrics, task, normalized=True)]
+    tables = [headline_table(metrics)]
+    if has_utkface_tasks(metrics):
+        tables.append(paper_table(metrics))
+    for task in metrics["classification"]:
+        tables += [class_table(metrics, task), confusion_table(metrics, task),
+                   confusion_table(metrics, task, normalized=True)]
     if metrics.get("age"):
         tables.append(age_band_table(metrics))
+    if metrics.get("regression"):
+        tables.append(regression_table(metrics))
+    if metrics.get("segmentation"):
+        tables.append(segmentation_table(metrics))
     return tables + fairness_tables(metrics)
 
 

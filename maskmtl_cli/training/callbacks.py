@@ -199,9 +199,26 @@ def format_epoch_line(
         metrics.append(f"gender {logs['val_gender_acc']:.1%}")
     if "val_race_acc" in logs:
         metrics.append(f"race {logs['val_race_acc']:.1%}")
+    metrics += other_task_metrics(logs)
     marker = " [green]* best[/]" if improved else ""
     return (f"epoch {number}/{epochs}: loss {logs.get('loss', math.nan):.4g} | val "
             f"{', '.join(metrics)} ({seconds:.0f} s){marker}")
+
+
+def other_task_metrics(logs: dict, prefix: str = "val_") -> list[str]:
+    """Short texts for the validation metrics of tasks beyond UTKFace's three, and mask IoU."""
+    texts = []
+    for key in sorted(logs):
+        if not key.startswith(prefix):
+            continue
+        name = key[len(prefix):]
+        if name.endswith("_acc") and name not in ("gender_acc", "race_acc"):
+            texts.append(f"{name[:-4]} {logs[key]:.1%}")
+        elif name.endswith("_mae") and name != "age_mae":
+            texts.append(f"{name[:-4]} MAE {logs[key]:.3g}")
+        elif name == "segmentation_iou":
+            texts.append(f"mask IoU {logs[key]:.3f}")
+    return texts
 
 
 def _round(value: float) -> float:

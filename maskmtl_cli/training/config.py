@@ -13,9 +13,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskmtl_cli.errors import InputError
+from maskmtl_cli.tasks import (
+    SEGMENTATION,
+    UTKFACE_TASK_NAMES,
+    UTKFACE_TASKS,
+    TaskSpec,
+    parse_task_list,
+)
 
 ARCHITECTURES = ("hierarchical", "hard", "soft")
-TASKS = ("age", "gender", "race")
+#: UTKFace's tasks: the default of ``--tasks`` (``maskmtl_cli.tasks`` describes them).
+TASKS = UTKFACE_TASK_NAMES
 PRESET_NAMES = ("compact", "wide", "notebook", "compact-gap", "wide-gap", "deep", "tiny")
 COLOR_MODES = ("gray", "rgb")
 LR_SCHEDULES = ("constant", "cosine", "plateau")
@@ -30,6 +38,10 @@ RACE_BALANCES = ("none", "logit-adjust")
 #: inverse square root of the kernel-smoothed label density ("label distribution smoothing",
 #: Yang et al., "Delving into Deep Imbalanced Regression", ICML 2021).
 AGE_REWEIGHTS = ("none", "sqrt-inv")
+#: What happens to images without a label for a trained task: its loss and metrics leave
+#: them out ("mask"; a face labelled only for gender still trains the gender head), they are
+#: dropped from training ("drop"), or training refuses to start ("require").
+MISSING_LABELS = ("mask", "drop", "require")
 #: Default strength of the soft-sharing L2 penalty (``--arch soft``).
 DEFAULT_SOFT_L2 = 1e-3
 #: Default task weights: age L1 is in years (a typical MAE of 5-8) while the two
@@ -54,7 +66,9 @@ class TrainConfig:
         manifest: Manifest CSV with train and val rows (absolute once resolved).
         arch: "hierarchical" (the paper's), "hard" or "soft" parameter sharing.
         nonlocal_block: Add a non-local block after the encoder.
-        tasks: Tasks to train, a non-empty subset of age, gender, race.
+        tasks: Tasks to train (``maskmtl_cli.tasks.TaskSpec``; names, a comma-separated
+            string or dicts are parsed): UTKFace's age, gender, race, or label columns of the
+            manifest. Classes still empty are read from the labels when training starts.
         preset: Layer widths: "compact" (default), "wide" (twice compact's early widths),
             "notebook" (13.2M, the released notebook) or "tiny" (smoke tests).
         image_size: Input height and width in pixels.
@@ -80,7 +94,10 @@ class TrainConfig:
         uncertainty_weighting: Learn the task weights instead (Kendall et al., CVPR 2018).
         soft_l2: Strength of the L2 penalty tying the per-task encoders (``arch="soft"`` only;
             None means ``DEFAULT_SOFT_L2`` for soft and 0 otherwise).
-        drop_missing: Drop images without a label for a trained task instead of failing.
+        missing_labels: "mask" (leave a missing label out of that task's loss), "drop" (leave
+            images without every trained label out) or "require" (refuse them).
+        segmentation: Add the mask-segmentation head (``models.segmentation``), trained on the
+            manifest's ``mask`` column.
         seed: Seed of weights, shuffling, dropout and augmentation.
         backend: Keras backend; None keeps the current one (TensorFlow by default).
         mixed_precision: bfloat16 compute; None means on when a GPU is used.
@@ -99,7 +116,7 @@ class TrainConfig:
     manifest: str = "manifest.csv"
     arch: str = "hierarchical"
     nonlocal_block: bool = False
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[TaskSpec, ...] = UTKFACE_TASKS
     preset: str = "compact"
     image_size: int = 48
     color_mode: str = "gray"
@@ -118,7 +135,8 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=dict)
     uncertainty_weighting: bool = False
     soft_l2: float | None = None
-    drop_missing: bool = False
+    missing_labels: str = "mask"
+    segmentation: bool = False
     seed: int = 0
     backend: str | None = None
     mixed_precision: bool | None = None
@@ -140,11 +158,9 @@ class TrainConfig:
         _check_choice("age-reweight", self.age_reweight, AGE_REWEIGHTS)
         if self.backend is not None:
             _check_choice("backend", self.backend, BACKENDS)
-        tasks = parse_tasks(self.tasks)
-        object.__setattr__(self, "tasks", tasks)
-        weights = {**DEFAULT_LOSS_WEIGHTS, "age": DEFAULT_AGE_WEIGHT[self.age_loss]}
-        weights.update(parse_loss_weights(self.loss_weights))
-        object.__setattr__(self, "loss_weights", {task: weights[task] for task in TASKS})
+        _check_choice("missing-labels", self.missing_labels, MISSING_LABELS)
+        object.__setattr__(self, "tasks", parse_task_list(self.tasks))
+        object.__setattr__(self, "loss_weights", self._resolved_weights())
         for option, value, smallest in (
             ("image-size", self.image_size, 8),
             ("batch-size", self.batch_size, 1),
@@ -188,14 +204,33 @@ class TrainConfig:
             return float(self.soft_l2)
         return DEFAULT_SOFT_L2 if self.arch == "soft" else 0.0
 
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """Names of the trained tasks, in order."""
+        return tuple(spec.name for spec in self.tasks)
+
+    def _resolved_weights(self) -> dict[str, float]:
+        """Defaults < each task spec's weight < ``loss_weights`` (UTKFace's three always)."""
+        weights = {**DEFAULT_LOSS_WEIGHTS, "age": DEFAULT_AGE_WEIGHT[self.age_loss]}
+        for spec in self.tasks:
+            weights.setdefault(spec.name, 1.0)
+            if spec.weight is not None:
+                weights[spec.name] = spec.weight
+        if self.segmentation:
+            weights.setdefault(SEGMENTATION, 1.0)
+        weights.update(parse_loss_weights(self.loss_weights, tuple(weights)))
+        return weights
+
     def task_loss_weights(self) -> list[float]:
-        """Fixed loss weights of the trained tasks, in task order."""
-        return [self.loss_weights[task] for task in self.tasks]
+        """Fixed loss weights of the trained tasks, in task order (then segmentation's)."""
+        names = self.task_names + ((SEGMENTATION,) if self.segmentation else ())
+        return [self.loss_weights[name] for name in names]
 
     def to_dict(self) -> dict:
-        """JSON-ready dict (tuples become lists)."""
+        """JSON-ready dict: ``tasks`` lists the names, ``task_specs`` the full specs."""
         data = dataclasses.asdict(self)
-        data["tasks"] = list(self.tasks)
+        data["tasks"] = list(self.task_names)
+        data["task_specs"] = [spec.to_dict() for spec in self.tasks]
         return data
 
     def save(self, path: Path) -> None:
@@ -207,6 +242,10 @@ class TrainConfig:
         """Read a saved ``config.json``; InputError naming the file if it is unusable."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
+            if data.get("task_specs"):
+                data["tasks"] = data["task_specs"]
+            if "drop_missing" in data and "missing_labels" not in data:  # runs before issue 17
+                data["missing_labels"] = "drop" if data["drop_missing"] else "require"
             known = {f.name for f in dataclasses.fields(cls)}
             # Runs saved before a setting existed trained the way it did then.
             data = {**LEGACY_SETTINGS, **data}
@@ -223,19 +262,9 @@ class TrainConfig:
 
 
 def parse_tasks(tasks) -> tuple[str, ...]:
-    """``"age,race"`` or a sequence -> tasks in canonical order; InputError listing valid ones."""
-    if isinstance(tasks, str):
-        tasks = [part.strip() for part in tasks.split(",") if part.strip()]
-    tasks = list(tasks)
-    for task in tasks:
-        if task not in TASKS:
-            raise InputError(
-                f"Unknown task '{task}'. Choose any of: {', '.join(TASKS)} "
-                "(comma-separated, for example --tasks age,gender)."
-            )
-    if not tasks:
-        raise InputError(f"--tasks is empty. Choose any of: {', '.join(TASKS)}.")
-    return tuple(task for task in TASKS if task in tasks)
+    """``"age,race"`` or a sequence -> task names in canonical order (see ``maskmtl_cli.tasks``).
+    """
+    return tuple(spec.name for spec in parse_task_list(tasks))
 
 
 def parse_devices(devices) -> int | str:
@@ -252,8 +281,13 @@ def parse_devices(devices) -> int | str:
     return count
 
 
-def parse_loss_weights(weights) -> dict[str, float]:
-    """``"age=0.1,race=2"`` or a dict -> {task: weight}; InputError for bad entries."""
+def parse_loss_weights(weights, allowed=TASKS) -> dict[str, float]:
+    """``"age=0.1,race=2"`` or a dict -> {task: weight}; InputError for bad entries.
+
+    Args:
+        weights: The option's text, or a dict.
+        allowed: Names that may be weighted (the trained tasks, UTKFace's, segmentation).
+    """
     if isinstance(weights, dict):
         items = list(weights.items())
     else:
@@ -270,9 +304,9 @@ def parse_loss_weights(weights) -> dict[str, float]:
             items.append((key.strip(), value.strip()))
     parsed = {}
     for task, value in items:
-        if task not in TASKS:
+        if task not in allowed:
             raise InputError(
-                f"Unknown task '{task}' in --loss-weights. Choose from: {', '.join(TASKS)}."
+                f"Unknown task '{task}' in --loss-weights. Choose from: {', '.join(allowed)}."
             )
         try:
             number = float(value)

@@ -80,22 +80,16 @@ def train(
     backend = select_backend(cfg.backend)
     keras = import_keras_quietly()
     from maskmtl_cli.models import count_parameters
-    from maskmtl_cli.models.architectures import min_image_size
     from maskmtl_cli.training.callbacks import ProgressDisplay, RunRecorder
 
-    smallest = min_image_size(cfg.arch, cfg.tasks)
-    if cfg.image_size < smallest:
-        raise InputError(
-            f"Image size {cfg.image_size} is too small for --arch {cfg.arch} with tasks "
-            f"{','.join(cfg.tasks)}: its 2x2 poolings need at least {smallest}x{smallest} "
-            f"pixels. Use --image-size {smallest} or more (48 is the default)."
-        )
+    check_network_options(cfg)
     placement = place(cfg.devices, backend, cfg.batch_size)
     project, resume = worker_folders(placement, cfg.project, resume)
     if resume is None:
         cfg = cfg.replace(manifest=str(resolve_manifest(cfg.manifest)), backend=backend,
                           project=project)
     data = load_training_data(cfg)
+    cfg = cfg.replace(tasks=data.tasks)  # with the classes read from the labels
     for warning in data.warnings:
         log(warning)
     if data.failures:
@@ -103,8 +97,9 @@ def train(
         log(f"{len(data.failures)} train/val images could not be read and are skipped "
             f"(first: {path}: {reason}).")
     for split, count in data.dropped.items():
-        log(f"--drop-missing: {count} {split} images without a {'/'.join(cfg.tasks)} label "
-            "left out.")
+        what = "every" if cfg.missing_labels == "drop" else "any"
+        log(f"--missing-labels {cfg.missing_labels}: {count} {split} images without {what} "
+            f"{'/'.join(cfg.task_names)} label left out.")
     on_gpu = gpu_name() is not None
     policy = resolve_precision(cfg.mixed_precision, on_gpu)
     jit = resolve_jit(cfg.jit_compile, on_gpu)
@@ -136,6 +131,9 @@ def train(
             "age_std": data.age_std,
         }
     cfg.save(run_dir / run_folder.CONFIG_FILE)  # for a resumed run: records a raised --epochs
+    from maskmtl_cli.model_schema import write_task_file
+
+    write_task_file(run_dir, _resolved_specs(cfg), cfg.segmentation)
     initial_epoch = state["epochs_done"]
     state["stopped_early"] = False
     from maskmtl_cli.models.export import inference_network
@@ -166,11 +164,13 @@ def train(
         val_batch = placement.batch(max(cfg.batch_size, 256))
         with placement.scope():
             trainer.fit(
-                *placement.even(data.train_images, data.train_targets, cfg.batch_size),
+                *placement.even(_fit_inputs(data.train_images, data.train_masks),
+                                data.train_targets, cfg.batch_size),
                 batch_size=cfg.batch_size,
                 epochs=cfg.epochs,
                 initial_epoch=initial_epoch,
-                validation_data=placement.even(data.val_images, data.val_targets, val_batch),
+                validation_data=placement.even(_fit_inputs(data.val_images, data.val_masks),
+                                               data.val_targets, val_batch),
                 validation_batch_size=val_batch,
                 shuffle=True,
                 verbose=0,
@@ -208,6 +208,37 @@ def train(
     return TrainResult(run_dir=run_dir, summary=summary)
 
 
+def check_network_options(cfg: TrainConfig) -> None:
+    """InputError for tasks, attach points or an image size the network cannot take."""
+    from maskmtl_cli.models.segmentation import check_segmentation_size
+    from maskmtl_cli.tasks import check_task_graph, pooling_depth
+
+    check_task_graph(cfg.tasks, cfg.arch)
+    smallest = 2 ** max(pooling_depth(spec, cfg.tasks, cfg.arch) for spec in cfg.tasks)
+    if cfg.image_size < smallest:
+        raise InputError(
+            f"Image size {cfg.image_size} is too small for --arch {cfg.arch} with tasks "
+            f"{','.join(cfg.task_names)}: its 2x2 poolings need at least {smallest}x{smallest} "
+            f"pixels. Use --image-size {smallest} or more (48 is the default)."
+        )
+    if cfg.segmentation:
+        check_segmentation_size(cfg.image_size)
+
+
+def _resolved_specs(cfg: TrainConfig):
+    """The trained tasks with the loss weights actually used (for ``tasks.json``)."""
+    from dataclasses import replace
+
+    return tuple(replace(spec, weight=cfg.loss_weights[spec.name]) for spec in cfg.tasks)
+
+
+def _fit_inputs(images, masks):
+    """Images, with the ground-truth mask as one more channel for the segmentation head."""
+    import numpy as np
+
+    return images if masks is None else np.concatenate([images, masks], axis=-1)
+
+
 def _export_best(run_dir: Path) -> dict[str, float]:
     """Write ``best.onnx`` from ``best.keras``; the largest ONNX-Keras difference per output."""
     from maskmtl_cli.models.export import export_keras_file
@@ -226,9 +257,10 @@ def _collapse_warnings(run_dir: Path, data, batch_size: int,
 
     model = load_model(run_dir, "onnx")
     predictions = predict_arrays(model, data.val_images, batch_size=max(256, batch_size))
+    kinds = {spec.name: spec.kind for spec in data.tasks}
     found = {}
     for task, values in predictions.items():
-        summary = collapse_summary(task, values)
+        summary = collapse_summary(task, values, kinds.get(task) == "regression")
         found[task] = summary
         if is_collapsed(summary):
             fix = "--age-loss ldl or a larger age weight in --loss-weights" if task == "age" \
@@ -266,18 +298,20 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
         age_loss=cfg.age_loss,
         age_mean=data.age_log_mean if log_space else data.age_mean,
         age_std=data.age_log_std if log_space else data.age_std,
+        segmentation=cfg.segmentation,
+        regression_stats=data.regression_stats,
     )
     race_log_prior = None
-    if cfg.race_balance == "logit-adjust" and "race" in cfg.tasks:
+    if cfg.race_balance == "logit-adjust" and "race" in cfg.task_names:
         race_log_prior = [cfg.race_tau * math.log(share) for share in data.race_prior]
     age_bin_weights = None
-    if cfg.age_reweight == "sqrt-inv" and "age" in cfg.tasks:
+    if cfg.age_reweight == "sqrt-inv" and "age" in cfg.task_names:
         from maskmtl_cli.training.data import age_balance_weights
 
         age_bin_weights = age_balance_weights(data.train_targets["age"])
     trainer = MultiTaskTrainer(
         network,
-        cfg.tasks,
+        [spec.to_dict() for spec in cfg.tasks],
         loss_weights=cfg.task_loss_weights(),
         uncertainty_weighting=cfg.uncertainty_weighting,
         soft_l2=cfg.soft_l2_strength,
@@ -287,6 +321,8 @@ def _new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
         age_bin_weights=age_bin_weights,
         augment=cfg.augment,
         seed=cfg.seed,
+        regression_scales={name: std for name, (_, std) in data.regression_stats.items()},
+        segmentation=cfg.segmentation,
         name="trainer",
     )
     learning_rate = _learning_rate(cfg, steps_per_epoch)
@@ -332,7 +368,9 @@ def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameter
         "arch": cfg.arch,
         "nonlocal": cfg.nonlocal_block,
         "preset": cfg.preset,
-        "tasks": list(cfg.tasks),
+        "tasks": list(cfg.task_names),
+        "task_specs": [spec.to_dict() for spec in _resolved_specs(cfg)],
+        "segmentation": cfg.segmentation,
         "parameters": parameters["total"],
         "trainable_parameters": parameters["trainable"],
         "epochs_run": state["epochs_done"],
@@ -347,6 +385,7 @@ def _summary(cfg, run_dir, state, trainer, data, backend, policy, jit, parameter
         "train_images": len(data.train_images),
         "val_images": len(data.val_images),
         "dropped_unlabelled": data.dropped,
+        "missing_labels": cfg.missing_labels,
         "unreadable_images": len(data.failures),
         "wall_seconds": round(state.get("wall_seconds", 0.0), 2),
         "images_per_second": round(state["timed_images"] / timed, 1) if timed > 0 else None,

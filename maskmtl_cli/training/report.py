@@ -45,6 +45,10 @@ def plot_curves(history_path: Path, output: Path, best_epoch: int | None = None)
     from matplotlib.ticker import MaxNLocator
 
     panels = [(key, title) for key, title in _PANELS if key in rows[0]]
+    known = {key for key, _ in _PANELS}
+    panels += [(key, key.replace("_", " ")) for key in rows[0]
+               if key.endswith(("_acc", "_mae", "_iou")) and key not in known
+               and not key.startswith("val_")]
     figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
     epochs = [row["epoch"] for row in rows]
     for axis, (key, title) in zip(axes[0], panels):
