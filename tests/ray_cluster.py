@@ -25,10 +25,21 @@ LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
                 "RAY_USAGE_STATS_ENABLED": "0"}
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that are free now (all probes held open together, so
+    the system cannot hand the same port out twice)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def ray_executable() -> str:
@@ -47,7 +58,9 @@ class LocalRayCluster:
 
     def __init__(self, cpus: int, env: dict[str, str] | None = None, timeout: float = 90.0):
         self.cpus = cpus
-        self.port = free_port()
+        # The head's port and the three servers Ray would otherwise put on random ports that
+        # can collide with each other: chosen together so that all four differ.
+        self.port, self.client_port, self.dashboard_port, self.agent_port = free_ports(4)
         self.address = f"127.0.0.1:{self.port}"
         self.temp_dir = tempfile.mkdtemp(prefix="maskmtl-ray-")
         self.env = {**os.environ, **LOOPBACK_ENV, **(env or {})}
@@ -57,9 +70,9 @@ class LocalRayCluster:
     def start(self) -> "LocalRayCluster":
         command = [ray_executable(), "start", "--head", "--block", f"--num-cpus={self.cpus}",
                    "--num-gpus=0", "--node-ip-address=127.0.0.1", f"--port={self.port}",
-                   f"--ray-client-server-port={free_port()}", "--include-dashboard=false",
-                   f"--dashboard-port={free_port()}",
-                   f"--dashboard-agent-listen-port={free_port()}",
+                   f"--ray-client-server-port={self.client_port}", "--include-dashboard=false",
+                   f"--dashboard-port={self.dashboard_port}",
+                   f"--dashboard-agent-listen-port={self.agent_port}",
                    f"--temp-dir={self.temp_dir}", "--disable-usage-stats"]
         self.log = open(Path(self.temp_dir) / "ray_start.log", "wb")
         self.process = subprocess.Popen(command, env=self.env, stdout=self.log,
