@@ -70,6 +70,8 @@ CANDIDATES: dict[str, dict[str, list[str]]] = {
         "deep-ldl-la05-rw-e40": ["--preset", "deep", "--age-loss", "ldl", "--race-balance",
                                  "logit-adjust", "--race-tau", "0.5", "--age-reweight",
                                  "sqrt-inv", "--epochs", "40"],
+        "deep-ldl-la025-e40": ["--preset", "deep", "--age-loss", "ldl", "--race-balance",
+                               "logit-adjust", "--race-tau", "0.25", "--epochs", "40"],
     },
 }
 
