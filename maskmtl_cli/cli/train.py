@@ -11,6 +11,7 @@ import typer
 from maskmtl_cli.cli.app import app, guarded
 from maskmtl_cli.tasks import ATTACH_HELP
 from maskmtl_cli.training.config import (
+    DEFAULT_AGE_WEIGHT,
     AGE_LOSSES,
     ARCHITECTURES,
     BACKENDS,
@@ -37,7 +38,8 @@ def train_command(
              f"or one encoder per task tied by --soft-l2. \\[default: {_D.arch}]")] = None,
     nonlocal_block: Annotated[Optional[bool], typer.Option(
         "--nonlocal/--no-nonlocal",
-        help="Add a non-local attention block after the encoder. \\[default: no-nonlocal]",
+        help="Add a non-local attention block after the encoder. "
+             f"\\[default: {'nonlocal' if _D.nonlocal_block else 'no-nonlocal'}]",
         show_default=False)] = None,
     tasks: Annotated[Optional[str], typer.Option(
         help=f"Comma-separated tasks: any of {','.join(TASKS)} and label columns of the "
@@ -62,7 +64,7 @@ def train_command(
         help=f"Training batch size. \\[default: {_D.batch_size}]")] = None,
     epochs: Annotated[Optional[int], typer.Option(
         help=f"Epochs in total (with --resume: raise it to train further). "
-             f"[default: {_D.epochs}]")] = None,
+             f"\\[default: {_D.epochs}]")] = None,
     lr: Annotated[Optional[float], typer.Option(
         help=f"Adam learning rate. \\[default: {_D.lr:g}]")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(
@@ -72,7 +74,8 @@ def train_command(
              "\\[default: 0]")] = None,
     augment: Annotated[Optional[bool], typer.Option(
         "--augment/--no-augment",
-        help="Random flip, shift and brightness while training. \\[default: no-augment]",
+        help="Random flip, shift and brightness while training. "
+             f"\\[default: {'augment' if _D.augment else 'no-augment'}]",
         show_default=False)] = None,
     age_loss: Annotated[Optional[str], typer.Option(
         help=f"{' | '.join(AGE_LOSSES)}: L1 in years, L1 on log-age, or label-distribution "
@@ -94,7 +97,8 @@ def train_command(
         help=f"AdamW weight decay (0: plain Adam). \\[default: {_D.weight_decay:g}]")] = None,
     loss_weights: Annotated[Optional[str], typer.Option(
         help="Fixed task weights, e.g. age=0.1,gender=1,race=1 (age L1 is in years). "
-             "[default: age=0.1,gender=1,race=1]")] = None,
+             f"\\[default: age={DEFAULT_AGE_WEIGHT[_D.age_loss]:g} with --age-loss "
+             f"{_D.age_loss}, 0.1 with l1; gender=1,race=1]")] = None,
     uncertainty_weighting: Annotated[Optional[bool], typer.Option(
         "--uncertainty-weighting/--fixed-weights",
         help="Learn the task weights (Kendall et al. 2018). \\[default: fixed-weights]",

@@ -115,18 +115,18 @@ class TrainConfig:
 
     manifest: str = "manifest.csv"
     arch: str = "hierarchical"
-    nonlocal_block: bool = False
+    nonlocal_block: bool = True
     tasks: tuple[TaskSpec, ...] = UTKFACE_TASKS
-    preset: str = "compact"
+    preset: str = "deep"
     image_size: int = 48
-    color_mode: str = "gray"
-    batch_size: int = 32
+    color_mode: str = "rgb"
+    batch_size: int = 64
     epochs: int = 40
     lr: float = 1e-3
-    lr_schedule: str = "constant"
+    lr_schedule: str = "cosine"
     early_stopping: int = 0
-    augment: bool = False
-    age_loss: str = "l1"
+    augment: bool = True
+    age_loss: str = "ldl"
     age_sigma: float = 2.5
     race_balance: str = "none"
     race_tau: float = 1.0
