@@ -36,6 +36,8 @@ _RETINAFACE_FACE_PX = 48
 #: Longest side RetinaFace searches after that scaling: larger photos are searched at this
 #: size, so their smallest faces can be missed (a larger --min-face says so explicitly).
 _RETINAFACE_MAX_SIDE = 2048
+#: Mean pixel (B, G, R) subtracted before RetinaFace, as ``retinaface.preprocess`` does.
+_RETINAFACE_MEAN_BGR = (104, 117, 127)
 #: When nothing is found, a second pass adds a border of this fraction of the photo's size
 #: (edge-replicated): RetinaFace then finds faces that fill the whole photo, such as tight face
 #: crops (all of 400 UTKFace 200x200 crops, docs/predict.md).
@@ -198,6 +200,7 @@ class RetinaFaceDetector:
     def _run(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (x, y, w, h), scores and five points in pixels of every candidate above the
         threshold, before non-maximum suppression."""
+        import cv2
         from retinaface.postprocess import (
             ANCHOR_SIZES,
             ANCHOR_STRIDES,
@@ -205,21 +208,23 @@ class RetinaFaceDetector:
             rebuild_boxes,
             rebuild_pts,
         )
-        from retinaface.preprocess import preprocess
 
         height, width = image.shape[:2]
-        boxes, scores, points = self._session.run(None, {self._input: preprocess(image)})
-        start = 0
-        for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES):
-            anchors = generate_anchors(stride, sizes, width, height, 1)
-            end = start + anchors.shape[1]
-            boxes[:, start:end] = rebuild_boxes(boxes[:, start:end], anchors)
-            points[:, start:end] = rebuild_pts(points[:, start:end], anchors)
-            start = end
+        if image.ndim == 2:
+            image = np.stack([image] * 3, axis=-1)
+        # The package's own preprocessing (RGB to BGR, minus its BGR mean, NCHW float32), in
+        # one OpenCV call: equal to the value, 30x faster on a 1536x1152 photo.
+        blob = cv2.dnn.blobFromImage(image, 1.0, None, _RETINAFACE_MEAN_BGR, swapRB=True)
+        boxes, scores, points = self._session.run(None, {self._input: blob})
+        anchors = np.concatenate([generate_anchors(stride, sizes, width, height, 1)[0]
+                                  for stride, sizes in zip(ANCHOR_STRIDES, ANCHOR_SIZES)])
         scores = scores[0, :, 1]
-        above = scores > self.threshold
-        boxes = boxes[0, above] * np.array([width, height] * 2, dtype=np.float32)
-        points = points[0, above] * np.array([width, height] * 5, dtype=np.float32)
+        above = scores > self.threshold  # decode only the candidates: most anchors are not
+        anchors = anchors[above]
+        boxes = rebuild_boxes(boxes[0, above], anchors)
+        points = rebuild_pts(points[0, above], anchors)
+        boxes = boxes * np.array([width, height] * 2, dtype=np.float32)
+        points = points * np.array([width, height] * 5, dtype=np.float32)
         return boxes, scores[above], points
 
 
