@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from maskmtl_cli.masking.overlay import apply_mask, warm_up
-from maskmtl_cli.masking.render_synthetic import synthetic_landmarks
+from tools.render_synthetic import synthetic_landmarks
 from maskmtl_cli.masking.style import choose_style
 
 TEXTURES = ("weave", "check", "stripes", "dots", "floral", "camouflage")

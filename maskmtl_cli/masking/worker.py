@@ -29,7 +29,7 @@ from maskmtl_cli.masking.io import (
     write_atomic,
 )
 from maskmtl_cli.masking.journal import JOURNAL, JournalWriter
-from maskmtl_cli.masking.landmarks import DlibLandmarker
+from maskmtl_cli.faces.landmarks import DlibLandmarker
 from maskmtl_cli.masking.records import COPIED, FAILED, new_record
 
 #: Timed stages, reported per image in the summary (``encode`` includes the file writes).

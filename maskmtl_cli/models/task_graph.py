@@ -25,7 +25,7 @@ from maskmtl_cli.tasks import (
     order_tasks,
     pooling_depth,
 )
-from maskmtl_cli.training.config import AGE_LOSSES, ARCHITECTURES
+from maskmtl_cli.schema import AGE_LOSSES, ARCHITECTURES
 
 
 def network_tasks(tasks) -> tuple[TaskSpec, ...]:

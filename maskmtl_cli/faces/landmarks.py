@@ -2,9 +2,10 @@
 
 Faces are found with dlib's HOG frontal detector, its CNN (MMOD) detector or RetinaFace (the
 detector of `maskmtl predict`, which finds masked and turned faces that HOG misses), and
-landmarked with dlib's 68-point shape predictor (iBUG 300-W points, 0-based: jaw 0-16, brows 17-26, nose 27-35,
-eyes 36-47, mouth 48-67). All model files come from the ``face-recognition-models`` package, so
-nothing is downloaded. Each model is loaded at most once per process.
+landmarked with dlib's 68-point shape predictor (iBUG 300-W points, 0-based: jaw 0-16, brows
+17-26, nose 27-35, eyes 36-47, mouth 48-67). All model files come from the
+``face-recognition-models`` package, so nothing is downloaded. Each model is loaded at most
+once per process.
 
 Two ways to get a face box:
 
@@ -154,7 +155,7 @@ def cnn_detector():
 @functools.cache
 def retinaface_detector():
     """RetinaFace on ONNX Runtime, as `maskmtl predict` runs it (cached per process)."""
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
 
     return get_detector("retinaface")
 
