@@ -108,7 +108,7 @@ def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxMod
 
 def onnx_cache_dir() -> Path:
     """Where ``.keras`` models without an ``.onnx`` beside them are exported to."""
-    from maskmtl_cli.data.dataset import default_cache_dir
+    from maskmtl_cli.io import default_cache_dir
 
     return default_cache_dir() / "onnx"
 

@@ -1,4 +1,4 @@
-"""Writing files safely and JSON-ready values: the one home of the atomic writers.
+"""Writing files safely, JSON-ready values and the cache folder: the one home of each.
 
 Every output file goes through ``atomic_path``: the data goes to a hidden temporary file beside
 the target (``.NAME.PID.maskmtl-tmp``) and ``os.replace`` puts it in place, so an interrupted or
@@ -83,3 +83,15 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def default_cache_dir() -> Path:
+    """``$MASKMTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/maskmtl``, else ``~/.cache/maskmtl``.
+
+    (The XDG rule by hand: ``platformdirs`` is not a dependency, and on Linux it gives the same
+    folder.)
+    """
+    if os.environ.get("MASKMTL_CACHE_DIR"):
+        return Path(os.environ["MASKMTL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "maskmtl"

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.errors import DataError, InputError
-from maskmtl_cli.io import atomic_path
+from maskmtl_cli.io import atomic_path, default_cache_dir  # noqa: F401  (re-exported)
 from maskmtl_cli.schema import COLOR_MODES
 CACHE_VERSION = 2  # 2: per-file signatures, changed files re-read
 
@@ -40,14 +40,6 @@ class SplitArrays:
 
     def __len__(self) -> int:
         return len(self.paths)
-
-
-def default_cache_dir() -> Path:
-    """``$MASKMTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/maskmtl``, else ``~/.cache/maskmtl``."""
-    if os.environ.get("MASKMTL_CACHE_DIR"):
-        return Path(os.environ["MASKMTL_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "maskmtl"
 
 
 def load_image(path: str, size: int, color_mode: str) -> tuple[np.ndarray | None, str]:

@@ -1,7 +1,8 @@
-"""What `maskmtl predict` shows: the result table, JSON, CSV, annotated photos and CAM overlays.
+"""What `maskmtl predict` writes: JSON and CSV text, annotated photos and CAM overlays.
 
-The text renderers take ``FaceRecord`` objects (``predict.py``) and return a rich table or a
-string for stdout; the image renderers take and return RGB uint8 arrays (``save_image`` writes).
+The text renderers take ``FaceRecord`` objects (``records.py``) and return strings (the CLI
+prints them; the HTTP server sends them); the image renderers take and return RGB uint8 arrays
+(``save_image`` writes). The terminal table is ``cli/predict_render.py``'s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from maskmtl_cli.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
 
-    from maskmtl_cli.prediction.predict import FaceRecord
+    from maskmtl_cli.prediction.records import FaceRecord
 
 #: Box colours for annotated photos (RGB), cycled by face index.
 _COLOURS = ((255, 64, 64), (64, 160, 255), (64, 210, 90), (255, 190, 0), (200, 90, 255))
