@@ -11,6 +11,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "maskmtl_cli"
 MAX_LINES = 400
+MAX_FUNCTION_LINES = 60
 
 
 def _modules() -> dict[str, tuple[Path, bool]]:
@@ -151,3 +152,19 @@ def test_no_module_over_400_lines():
 
 def test_evaluation_is_a_stage_folder():
     assert (PACKAGE / "evaluation" / "__init__.py").is_file()
+
+
+def test_no_function_body_over_60_lines():
+    """Docstrings and signatures aside (a Typer command's options are its signature)."""
+    long = []
+    for module, (path, _) in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:] or body
+            lines = body[-1].end_lineno - body[0].lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                long.append(f"{module}.{node.name}: {lines}")
+    assert long == []

@@ -142,18 +142,8 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     with output_writes(output_root, output_root):
         output_root.mkdir(parents=True, exist_ok=True)
 
-    # Rows of earlier runs: masks.csv, then the journals of one that stopped before rewriting it.
-    previous = read_records(output_root / MASKS_CSV)
-    previous.update(read_journals(output_root))
+    previous, tasks, kept = _plan(output_root, sources, config)
     start = journal_marks(output_root)
-    tasks: list[tuple[int, str]] = []
-    kept: list[dict] = []
-    for index, source in enumerate(sources):
-        old = previous.get(source)
-        if not config.overwrite and is_done(output_root, source, config, old):
-            kept.append(old or existing_record(index, source))
-        else:
-            tasks.append((index, source))
     summary.skipped_existing = len(kept)
     summary.warnings.extend(
         settings_warnings(output_root / CONFIG_JSON, config.style_settings(), len(kept))
@@ -180,6 +170,23 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
         summary.preview = write_preview(input_root, output_root, rows, config.preview)
     summary.elapsed_s = time.perf_counter() - started
     return summary
+
+
+def _plan(output_root: Path, sources: list[str], config: MaskConfig):
+    """``(previous, tasks, kept)``: the rows of earlier runs (masks.csv, then the journals of one
+    that stopped before rewriting it), the ``(index, source)`` pairs to mask, and the rows of
+    images whose outputs exist already (kept unless ``--overwrite``)."""
+    previous = read_records(output_root / MASKS_CSV)
+    previous.update(read_journals(output_root))
+    tasks: list[tuple[int, str]] = []
+    kept: list[dict] = []
+    for index, source in enumerate(sources):
+        old = previous.get(source)
+        if not config.overwrite and is_done(output_root, source, config, old):
+            kept.append(old or existing_record(index, source))
+        else:
+            tasks.append((index, source))
+    return previous, tasks, kept
 
 
 def _open_cluster(address: str, input_root: Path, output_root: Path, sample: str,
