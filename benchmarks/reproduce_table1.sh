@@ -19,8 +19,8 @@ PARTS=${PARTS:-../shared/data/utkface_meta/parts.csv}
 EPOCHS=${EPOCHS:-15}
 SEED=${SEED:-0}
 SEEDS=${SEEDS:-0}
-ROWS=${ROWS-"hier-nl hier hard hier-nl-unmasked age-only gender-only race-only soft notebook"}
-RANDOM_ROWS=${RANDOM_ROWS-"random-compact48 random-wide64"}
+ROWS=${ROWS-"hier-nl-deep-ldl hier-nl hier hard hier-nl-unmasked age-only gender-only race-only soft notebook"}
+RANDOM_ROWS=${RANDOM_ROWS-"random-deep-ldl random-compact48 random-wide64"}
 MASKMTL=${MASKMTL:-maskmtl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 export TF_CPP_MIN_LOG_LEVEL=3
@@ -48,9 +48,12 @@ row_args() {  # row_args ROW TRAINING_SEED
     age-only)         echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks age $COMMON" ;;
     gender-only)      echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks gender $COMMON" ;;
     race-only)        echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks race $COMMON" ;;
+    # issue 12: the shipped recipe (train's defaults since then) on the paper's protocol
+    hier-nl-deep-ldl) echo "manifest_masked.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
     notebook)         echo "manifest_masked.csv --arch hierarchical --preset notebook --color gray --image-size 48 --batch-size 32 --epochs $EPOCHS --seed $SEED" ;;
     # random split (80/10/10 of all photos): candidates for the shipped model
     random-compact48) echo "manifest_masked_random.csv --arch hierarchical --nonlocal --color rgb --image-size 48 --batch-size 64 --epochs 18 --lr-schedule cosine --augment --seed $SEED" ;;
+    random-deep-ldl)  echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
     random-wide64)    echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset wide --color rgb --image-size 64 --batch-size 64 --epochs 16 --lr-schedule cosine --augment --seed $SEED" ;;
     *) echo "unknown row $1" >&2; exit 2 ;;
   esac

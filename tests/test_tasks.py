@@ -93,7 +93,7 @@ def test_attach_graph_checks_and_json_round_trip():
 
 def test_train_config_keeps_names_on_disk_and_specs_in_memory(tmp_path):
     config = TrainConfig(tasks="age,expression,score:regression", segmentation=True,
-                         loss_weights="score=0.5")
+                         loss_weights="score=0.5", age_loss="l1")
     assert config.task_names == ("age", "expression", "score")
     assert config.task_loss_weights() == [0.1, 1.0, 0.5, 1.0]  # then segmentation's
     config.save(tmp_path / "config.json")

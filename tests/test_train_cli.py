@@ -128,7 +128,7 @@ def test_default_manifest_and_run_names_and_reload(dataset, tmp_path, monkeypatc
 
     model = inference.load_model("runs/train", "keras")  # the .keras file itself
     trainer = keras.saving.load_model("runs/train/last.keras")
-    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 1), dtype=np.uint8)
+    images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     predicted = inference.predict_arrays(model, images)
     direct = trainer.network(images.astype("float32"), training=False)
     np.testing.assert_array_equal(predicted["age"], np.asarray(direct["age"])[:, 0])
