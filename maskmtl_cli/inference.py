@@ -30,13 +30,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from maskmtl_cli.errors import InputError, ModelError
-from maskmtl_cli.runs import (  # noqa: F401  (re-exported: the model interface)
-    ModelFiles,
-    latest_run,
-    resolve_model_files,
-    resolve_model_path,
-    run_config,
-)
 from maskmtl_cli.model_schema import (  # noqa: F401  (re-exported: the model interface)
     check_contract,
     check_keras_model,
@@ -46,6 +39,13 @@ from maskmtl_cli.model_schema import (  # noqa: F401  (re-exported: the model in
     task_specs,
 )
 from maskmtl_cli.onnx_model import OnnxModel
+from maskmtl_cli.runs import (  # noqa: F401  (re-exported: the model interface)
+    ModelFiles,
+    latest_run,
+    resolve_model_files,
+    resolve_model_path,
+    run_config,
+)
 from maskmtl_cli.schema import ENGINES
 from maskmtl_cli.tasks import SEGMENTATION
 

@@ -23,6 +23,7 @@ class Split(str, Enum):
 
 
 _D = EvalConfig()  # the defaults, shown in the help
+_DEFAULT_SPLIT = Split(_D.split)
 
 @app.command("eval")
 @guarded
@@ -34,7 +35,7 @@ def evaluate_command(
     manifest: Annotated[Optional[Path], typer.Option(
         "--manifest", "-m", help="Manifest CSV (default: the run's own, else ./manifest.csv).",
         show_default=False)] = None,
-    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = Split(_D.split),
+    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = _DEFAULT_SPLIT,
     report: Annotated[bool, typer.Option(
         "--report", help="Also write report.md with PNG figures.")] = False,
     out: Annotated[Optional[Path], typer.Option(
@@ -84,16 +85,16 @@ def evaluate_command(
     from maskmtl_cli.console import err_console
 
     if compare:
-        from maskmtl_cli.evaluation.config import CompareConfig
         from maskmtl_cli.cli.terminal import print_comparison
         from maskmtl_cli.evaluation.compare import compare_runs
+        from maskmtl_cli.evaluation.config import CompareConfig
 
         print_comparison(compare_runs(CompareConfig(runs=tuple(runs or ()), out_dir=out)),
                          json_output)
         return
+    from maskmtl_cli.cli.terminal import print_evaluation
     from maskmtl_cli.evaluation.config import EvalConfig, MetricOptions, parse_group_by
     from maskmtl_cli.evaluation.pipeline import check_single_run, evaluate_run
-    from maskmtl_cli.cli.terminal import print_evaluation
 
     config = EvalConfig(
         run=check_single_run(runs), manifest=manifest, split=split.value, out_dir=out,

@@ -23,7 +23,7 @@ _MAX_LISTED = 10
 _TABLE_WIDTH = 110
 
 
-def records_table(records: list["FaceRecord"]) -> "Table":
+def records_table(records: list[FaceRecord]) -> Table:
     """A rich table: file, face, box, age, gender, ethnicity and the five class probabilities
     (about 120 columns wide; ``records_lines`` suits narrow terminals)."""
     from rich import box
@@ -52,7 +52,7 @@ def records_table(records: list["FaceRecord"]) -> "Table":
     return table
 
 
-def records_lines(records: list["FaceRecord"]) -> list[str]:
+def records_lines(records: list[FaceRecord]) -> list[str]:
     """One line per face for narrow terminals, e.g. ``photo.jpg #0 [180,65,84,107]: age 34.5,
     female 0.91, White 0.78 (White 0.78, Black 0.05, Asian 0.10, Indian 0.04, Others 0.03)``."""
     lines = []
@@ -95,7 +95,7 @@ def progress_reporter() -> Iterator[Callable[[int, int], None]]:
             bar["progress"].stop()
 
 
-def tiny_crop_warnings(result: "PredictResult") -> list[str]:
+def tiny_crop_warnings(result: PredictResult) -> list[str]:
     """One warning per ``--aligned`` crop too small to hold a usable face."""
     from maskmtl_cli.prediction.inputs import MIN_ALIGNED_SIDE
 
@@ -109,7 +109,7 @@ def tiny_crop_warnings(result: "PredictResult") -> list[str]:
     ]
 
 
-def print_result(result: "PredictResult", output_format: str = "table") -> None:
+def print_result(result: PredictResult, output_format: str = "table") -> None:
     """Results to stdout in ``output_format`` (table, json or csv); problems and a summary to
     stderr."""
     import typer

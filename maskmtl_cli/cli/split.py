@@ -63,8 +63,8 @@ def split_command(
 
     Example: maskmtl split UTKFace/ -o manifest.csv --strategy random --seed 0
     """
-    from maskmtl_cli.data.split import make_split, parse_ratios, summarize
     from maskmtl_cli.cli.split_summary import render_split_summary
+    from maskmtl_cli.data.split import make_split, parse_ratios, summarize
 
     config = SplitConfig(data_dir=data_dir, output=output, labels_csv=labels, strategy=strategy,
                          ratios=parse_ratios(ratios), parts_csv=parts, seed=seed,

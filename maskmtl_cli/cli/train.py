@@ -11,16 +11,16 @@ import typer
 from maskmtl_cli.cli.app import app, guarded
 from maskmtl_cli.tasks import ATTACH_HELP
 from maskmtl_cli.training.config import (
+    AGE_LOSSES,
+    AGE_REWEIGHTS,
+    ARCHITECTURES,
+    BACKENDS,
     DEFAULT_AGE_WEIGHT,
     DEFAULT_LOSS_WEIGHTS,
     DEFAULT_SOFT_L2,
-    AGE_LOSSES,
-    ARCHITECTURES,
-    BACKENDS,
     LR_SCHEDULES,
     MISSING_LABELS,
     PRESET_NAMES,
-    AGE_REWEIGHTS,
     RACE_BALANCES,
     TASKS,
     TrainConfig,

@@ -23,6 +23,7 @@ import numpy as np
 from maskmtl_cli.errors import DataError, InputError
 from maskmtl_cli.io import atomic_path, default_cache_dir  # noqa: F401  (re-exported)
 from maskmtl_cli.schema import COLOR_MODES
+
 CACHE_VERSION = 2  # 2: per-file signatures, changed files re-read
 
 

@@ -23,8 +23,8 @@ from maskmtl_cli.data.files import (
     scan_image_files,
 )
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
-from maskmtl_cli.io import atomic_path
 from maskmtl_cli.errors import DataError, InputError, OutputError, place_error_message
+from maskmtl_cli.io import atomic_path
 from maskmtl_cli.tasks import MASK_COLUMN
 
 MANIFEST_COLUMNS = ("path", "filename", *TASKS, "sha1", "split")

@@ -22,7 +22,6 @@ from maskmtl_cli.evaluation.scoring import (
     scores_from_confusion,
 )
 
-
 #: Resamples whose statistics are computed at once.
 CHUNK = 100
 

@@ -17,6 +17,7 @@ from maskmtl_cli.schema import (  # noqa: F401  (re-exported)
     is_collapsed,
 )
 
+
 def collapse_summary(task: str, values: np.ndarray, regression: bool | None = None
                      ) -> dict[str, Any]:
     """The most common prediction of a task and the share of faces that get it.

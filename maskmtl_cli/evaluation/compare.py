@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from maskmtl_cli.evaluation.config import CompareConfig
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.evaluation.config import CompareConfig
 from maskmtl_cli.reports.tables import PAPER_TABLE1_MASKED, TableSpec, fmt, metric_digits
 
 #: Headline metrics shown in the comparison, in column order.

@@ -12,6 +12,7 @@ from typing import Any
 
 from maskmtl_cli.schema import EVAL_AGE_BAND_EDGES
 
+
 @dataclass(frozen=True)
 class MetricOptions:
     """How the metrics are computed.

@@ -27,18 +27,26 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from maskmtl_cli.evaluation.bootstrap import bootstrap_intervals
+from maskmtl_cli.errors import DataError
+from maskmtl_cli.evaluation.bootstrap import (
+    bootstrap_intervals,
+    resample_indices,  # noqa: F401  (re-exported)
+)
 from maskmtl_cli.evaluation.collapse import (  # noqa: F401  (re-exported)
     COLLAPSE_MIN_FACES,
     COLLAPSE_WARNING_SHARE,
     collapse_summary,
     is_collapsed,
 )
-from maskmtl_cli.evaluation.bootstrap import resample_indices  # noqa: F401  (re-exported)
-from maskmtl_cli.errors import DataError
 from maskmtl_cli.evaluation.config import MetricOptions
-from maskmtl_cli.schema import age_band_labels, headline_pairs
 from maskmtl_cli.evaluation.fairness import GROUP_METRICS, fairness_breakdown  # noqa: F401  (re-exported)
+from maskmtl_cli.evaluation.scoring import (
+    known_mask,
+    n_classes,
+    predicted_classes,
+    safe_ratio,
+)
+from maskmtl_cli.schema import age_band_labels, headline_pairs
 from maskmtl_cli.tasks import (
     CLASSIFICATION,
     REGRESSION,
@@ -47,12 +55,7 @@ from maskmtl_cli.tasks import (
     TaskSpec,
     class_names,
 )
-from maskmtl_cli.evaluation.scoring import (
-    known_mask,
-    n_classes,
-    predicted_classes,
-    safe_ratio,
-)
+
 
 @dataclass(frozen=True)
 class EvalResult:

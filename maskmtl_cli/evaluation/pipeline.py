@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from maskmtl_cli.evaluation.config import EvalConfig
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.evaluation.config import EvalConfig
 
 _LISTED_FAILURES = 10
 #: Every file ``eval`` may write into its output folder (see ``reports.report``), besides

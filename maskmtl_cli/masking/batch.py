@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR
 from maskmtl_cli.errors import ClusterError, InputError, OutputError
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.masking.folders import (
@@ -39,7 +40,6 @@ from maskmtl_cli.masking.folders import (
     is_done,
     output_folders,
 )
-from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR
 from maskmtl_cli.masking.io import IMAGE_SUFFIXES, output_writes, remove_temp_files, write_atomic
 from maskmtl_cli.masking.journal import (
     JOURNAL,

@@ -23,9 +23,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmtl_cli.errors import FULL_DISK, PLACE_ERRORS, DataError, OutputError
-
 from maskmtl_cli.data.files import IMAGE_SUFFIXES  # noqa: F401  (outputs keep the input's suffix)
+from maskmtl_cli.errors import FULL_DISK, PLACE_ERRORS, DataError, OutputError
 from maskmtl_cli.io import TEMP_SUFFIX, temp_path_for  # noqa: F401  (re-exported)
 from maskmtl_cli.io import write_bytes_atomic as write_atomic  # noqa: F401  (re-exported)
 

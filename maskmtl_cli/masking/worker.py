@@ -19,6 +19,7 @@ import numpy as np
 
 from maskmtl_cli.data.files import MASKS_DIR
 from maskmtl_cli.errors import DataError, OutputError
+from maskmtl_cli.faces.landmarks import DlibLandmarker
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.masking.io import (
     ImageReadError,
@@ -29,7 +30,6 @@ from maskmtl_cli.masking.io import (
     write_atomic,
 )
 from maskmtl_cli.masking.journal import JOURNAL, JournalWriter
-from maskmtl_cli.faces.landmarks import DlibLandmarker
 from maskmtl_cli.masking.records import COPIED, FAILED, new_record
 
 #: Timed stages, reported per image in the summary (``encode`` includes the file writes).

@@ -50,9 +50,8 @@ from maskmtl_cli.models.task_graph import (  # noqa: F401  (min_image_size: re-e
     checked_tasks,
     min_image_size,
 )
-from maskmtl_cli.tasks import CLASSIFICATION, SEGMENTATION, TaskSpec, is_sigmoid
 from maskmtl_cli.schema import ARCHITECTURES  # noqa: F401  (re-exported)
-from maskmtl_cli.tasks import UTKFACE_TASK_NAMES
+from maskmtl_cli.tasks import CLASSIFICATION, SEGMENTATION, UTKFACE_TASK_NAMES, TaskSpec, is_sigmoid
 
 #: Batch-norm momentum. Keras' default (0.99) lets the moving variance forget its initial 1.0
 #: only after thousands of steps; the first conv block's outputs have a variance near 0.005, so

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
-from maskmtl_cli.inference import ENGINES
 from maskmtl_cli.faces.alignment import align_face, square_crop, to_model_input
 from maskmtl_cli.faces.detection import (
     DEFAULT_DETECTOR,
@@ -22,6 +21,7 @@ from maskmtl_cli.faces.detection import (
     check_detector_name,
     get_detector,
 )
+from maskmtl_cli.inference import ENGINES
 from maskmtl_cli.prediction.config import FACE_MODES, PredictConfig  # noqa: F401  (re-exported)
 from maskmtl_cli.prediction.inputs import (
     InputImage,
@@ -114,7 +114,7 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
     return [(face, align_face(image, face)) for face in found]
 
 
-def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
+def predict_image(image: np.ndarray, model: keras.Model | str | Path,
                   detector: str = DEFAULT_DETECTOR, *, aligned: bool = False,
                   faces: str = "all", min_face: int = 20, flip: bool = False, file: str = "",
                   engine: str = "onnx") -> list[FaceRecord]:
@@ -183,7 +183,7 @@ def validate_config(config: PredictConfig) -> None:
 
 
 def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | None = None,
-                model: "keras.Model | None" = None) -> PredictResult:
+                model: keras.Model | None = None) -> PredictResult:
     """Predict every face in the given files and folders.
 
     Args:
@@ -245,7 +245,7 @@ class _Session:
     cam: object | None
 
     @classmethod
-    def open(cls, config: PredictConfig, model=None) -> "_Session":
+    def open(cls, config: PredictConfig, model=None) -> _Session:
         """Load the model (unless given) and build the detector, so failures come first."""
         from maskmtl_cli.inference import has_segmentation, input_spec, load_model, task_specs
 

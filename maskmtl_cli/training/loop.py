@@ -9,9 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from maskmtl_cli.errors import InputError, TrainingError
-from maskmtl_cli.io import write_json
-from maskmtl_cli.training import run_folder
 from maskmtl_cli.backend import (
     gpu_name,
     import_keras_quietly,
@@ -19,6 +16,9 @@ from maskmtl_cli.backend import (
     resolve_precision,
     select_backend,
 )
+from maskmtl_cli.errors import InputError, TrainingError
+from maskmtl_cli.io import write_json
+from maskmtl_cli.training import run_folder
 from maskmtl_cli.training.config import TrainConfig
 from maskmtl_cli.training.data import load_training_data, resolve_manifest
 from maskmtl_cli.training.devices import place, worker_folders
