@@ -111,7 +111,7 @@ def canvases_of(files: list[Path], seed: int, edge: bool = False):
 def run_detector(name: str, files: list[Path], seed: int, threshold: float | None = None):
     """Detections per canvas for one detector, the canvases (without their pixels) and the
     time spent detecting."""
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
 
     detector = get_detector(name, threshold) if name == "retinaface" else get_detector(name)
     found, canvases, seconds = [], [], 0.0
@@ -149,10 +149,10 @@ def score_borders(model_path: Path, files: list[Path], seed: int, labels) -> Non
     """Model metrics on RetinaFace's aligned faces with each border mode, on canvases whose
     face touches an edge (so most aligned crops reach past it)."""
     from maskmtl_cli.inference import input_spec, load_model, predict_arrays
-    from maskmtl_cli.prediction.alignment import BORDER_MODES, align_face, alignment_matrix
-    from maskmtl_cli.prediction.alignment import to_model_input
+    from maskmtl_cli.faces.alignment import BORDER_MODES, align_face, alignment_matrix
+    from maskmtl_cli.faces.alignment import to_model_input
 
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
 
     model = load_model(model_path)
     size, colour = input_spec(model)

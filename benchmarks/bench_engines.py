@@ -78,7 +78,7 @@ def main() -> None:
 
     from maskmtl_cli.inference import OnnxModel, load_model
     from maskmtl_cli.models.export import export_keras_file
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
     from maskmtl_cli.prediction.inputs import read_image
     from bench_predict import five_face_canvas  # this folder is on sys.path
 

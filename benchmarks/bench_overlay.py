@@ -13,14 +13,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from maskmtl_cli.masking.overlay import apply_mask, warm_up
-from maskmtl_cli.masking.render_synthetic import synthetic_landmarks
 from maskmtl_cli.masking.style import choose_style
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tools/
+from tools.render_synthetic import synthetic_landmarks  # noqa: E402
 
 TEXTURES = ("weave", "check", "stripes", "dots", "floral", "camouflage")
 

@@ -53,10 +53,10 @@ if engine == "keras":
     import tensorflow; lap("import tensorflow (+ keras)")
 from maskmtl_cli.inference import load_model, input_spec, predict_arrays
 model = load_model(sys.argv[1], engine); lap(f"load the model ({engine})")
-from maskmtl_cli.prediction.detection import get_detector
+from maskmtl_cli.faces.detection import get_detector
 from maskmtl_cli.prediction.predict import read_image, face_crops
 detector = get_detector("retinaface"); lap("build RetinaFace")
-from maskmtl_cli.prediction.alignment import to_model_input
+from maskmtl_cli.faces.alignment import to_model_input
 photo = read_image(sys.argv[2]); lap("read photo")
 pairs = face_crops(photo, "retinaface"); lap("first detection + alignment")
 size, mode = input_spec(model)
@@ -126,8 +126,8 @@ def make_crops(folder: Path, count: int) -> None:
     import numpy as np
     from PIL import Image
 
-    from maskmtl_cli.prediction.alignment import align_face
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.alignment import align_face
+    from maskmtl_cli.faces.detection import get_detector
     from maskmtl_cli.prediction.predict import read_image
 
     photo = read_image(ASTRONAUT)

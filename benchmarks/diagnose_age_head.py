@@ -34,7 +34,7 @@ def main() -> None:
     import maskmtl_cli.models  # noqa: F401  (registers the custom layers)
     from maskmtl_cli.data.dataset import load_split
     from maskmtl_cli.data.manifest import read_manifest
-    from maskmtl_cli.evaluation import collapse_summary
+    from maskmtl_cli.evaluation.metrics import collapse_summary
     from maskmtl_cli.inference import input_spec
 
     model = keras.saving.load_model(args.model, compile=False)

@@ -4,11 +4,11 @@
 it was trained on. This script measures that geometry: on a seeded sample of the 200x200 crops it
 finds the eye centres and the mouth centre with two landmark sources, and prints their mean
 normalised positions (0..1 of the crop's width and height), their spread, and the constants that
-``maskmtl_cli/prediction/alignment.py`` uses.
+``maskmtl_cli/faces/alignment.py`` uses.
 
 Landmark sources (each gets its own targets, so a face is aligned to where *that* source puts the
 eyes on a training crop), found with `maskmtl predict`'s own detectors
-(``maskmtl_cli.prediction.detection``), largest face per crop:
+(``maskmtl_cli.faces.detection``), largest face per crop:
 
 * ``dlib68``: dlib's HOG detector, then the 68-point shape predictor; eye centre = mean of points
   36-41 (image-left eye) and 42-47 (image-right eye), mouth centre = mean of points 48-67.
@@ -80,7 +80,7 @@ def main() -> None:
     args = parse_args()
     from PIL import Image
 
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
 
     files = sorted(p for p in args.data.iterdir() if p.suffix.lower() in {".jpg", ".png"})
     if not files:
@@ -106,7 +106,7 @@ def main() -> None:
     print(f"{len(sample)} crops of {side}x{side} from {args.data} (seed {args.seed}), "
           f"{elapsed:.1f} s")
     constants = {name: summarise(name, found, side) for name, found in rows.items() if found}
-    print("\n# Constants for maskmtl_cli/prediction/alignment.py (normalised x, y):")
+    print("\n# Constants for maskmtl_cli/faces/alignment.py (normalised x, y):")
     for name, means in constants.items():
         print(f'    "{name}": {{')
         for point in POINTS:

@@ -24,93 +24,33 @@ into the cache folder (a few seconds) and the copy is reused.
 from __future__ import annotations
 
 import hashlib
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from maskmtl_cli.errors import InputError, ModelError
-from maskmtl_cli.model_files import (  # noqa: F401  (re-exported: the model interface)
-    BEST_MODEL,
-    BEST_ONNX,
-    RUN_CONFIG,
+from maskmtl_cli.model_schema import (  # noqa: F401  (re-exported: the model interface)
+    check_contract,
+    check_keras_model,
+    has_segmentation,
+    read_task_file,
+    remember_keras_tasks,
+    task_specs,
+)
+from maskmtl_cli.onnx_model import OnnxModel
+from maskmtl_cli.runs import (  # noqa: F401  (re-exported: the model interface)
     ModelFiles,
     latest_run,
     resolve_model_files,
     resolve_model_path,
     run_config,
 )
-from maskmtl_cli.model_schema import (
-    check_contract,
-    read_task_file,
-    specs_from_metadata,
-    specs_from_outputs,
-)
 from maskmtl_cli.schema import ENGINES
-from maskmtl_cli.tasks import SEGMENTATION, UTKFACE_TASK_NAMES, TaskSpec
+from maskmtl_cli.tasks import SEGMENTATION
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
-
-#: UTKFace's tasks, in canonical order (``maskmtl_cli.tasks``).
-MODEL_TASKS = UTKFACE_TASK_NAMES
-#: Tasks of loaded Keras models, read from the tasks.json beside their files.
-_KERAS_TASKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-class OnnxModel:
-    """A maskmtl model run by ONNX Runtime, with the interface the rest of the code uses.
-
-    Args:
-        path: The ``.onnx`` file.
-        threads: Intra-op threads; None lets ONNX Runtime use every core.
-
-    Attributes:
-        input_shape: ``(None, size, size, channels)``.
-        output_names: The model's outputs, in the file's order.
-        output_widths: Width of each output.
-        output_ranks: Rank of each output (4 for ``segmentation``).
-        task_specs: The model's tasks, from the file's metadata or its outputs.
-    """
-
-    def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime
-
-        self.path = Path(path)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own exception types
-            reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
-            raise ModelError(
-                f"Cannot load model '{self.path}': not a readable ONNX file ({reason}). It may "
-                "be truncated; export it again with `maskmtl train` or pass another model."
-            ) from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise ModelError(f"'{self.path}' has {len(inputs)} inputs; a maskmtl model has 1. "
-                             "Use a model trained with `maskmtl train`.")
-        self._input_name = inputs[0].name
-        shape = inputs[0].shape
-        self.input_shape = (None, *(d if isinstance(d, int) else None for d in shape[1:]))
-        self.output_names = [output.name for output in self.session.get_outputs()]
-        self.output_widths = {output.name: output.shape[-1] if output.shape else None
-                              for output in self.session.get_outputs()}
-        self.output_ranks = {output.name: len(output.shape or ())
-                             for output in self.session.get_outputs()}
-        found = specs_from_metadata(self.session.get_modelmeta().custom_metadata_map or {})
-        self.task_specs = found[0] if found else specs_from_outputs(self.output_names,
-                                                                    self.output_widths)
-
-    def predict_on_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """Outputs for one float32 batch ``(N, size, size, C)``, keyed by output name."""
-        values = self.session.run(None, {self._input_name: np.ascontiguousarray(batch, "float32")})
-        return dict(zip(self.output_names, values))
 
 
 def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxModel":
@@ -145,7 +85,7 @@ def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxMod
         raise ModelError(f"'{files.onnx}' is an ONNX file, which --engine keras (and --cam) "
                          "cannot run: pass the .keras model it was exported from, or use "
                          "--engine onnx.")
-    from maskmtl_cli.training.backend import import_keras_quietly
+    from maskmtl_cli.backend import import_keras_quietly
 
     keras = import_keras_quietly()  # without TensorFlow's absl/CUDA start-up lines on stderr
     import maskmtl_cli.models  # noqa: F401  (registers NonLocalBlock so it deserializes)
@@ -161,59 +101,14 @@ def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxMod
         ) from None
     found = read_task_file(files.keras.parent)
     if found is not None:
-        _KERAS_TASKS[model] = found[0]
+        remember_keras_tasks(model, found[0])
     check_keras_model(model, files.keras)
     return model
 
 
-def check_keras_model(model: "keras.Model", model_path: Path, specs=None) -> None:
-    """ModelError unless a loaded Keras model has the maskmtl input and output layout.
-
-    Args:
-        model: The model.
-        model_path: Named in messages.
-        specs: Its tasks; None uses ``task_specs(model)``.
-    """
-    inputs = getattr(model, "inputs", None) or []
-    if len(inputs) != 1:
-        raise ModelError(f"'{model_path}' has {len(inputs)} inputs; a maskmtl model has 1. "
-                         "Use a model trained with `maskmtl train`.")
-    names = list(getattr(model, "output_names", None) or [])
-    widths = {name: output.shape[-1] for name, output in zip(names, model.outputs)}
-    ranks = {name: len(output.shape) for name, output in zip(names, model.outputs)}
-    check_contract(tuple(model.input_shape), names, widths, ranks,
-                   task_specs(model) if specs is None else specs, model_path)
-
-
-def task_specs(model) -> tuple[TaskSpec, ...]:
-    """The tasks of a loaded model, in output order (see ``model_schema``)."""
-    specs = getattr(model, "task_specs", None)
-    if specs is None:
-        specs = _KERAS_TASKS.get(model) if _is_weakrefable(model) else None
-    if specs is None:
-        names = list(getattr(model, "output_names", None) or [])
-        widths = getattr(model, "output_widths", None) or {
-            name: output.shape[-1] for name, output in zip(names, model.outputs)}
-        specs = specs_from_outputs(names, widths)
-    return tuple(specs)
-
-
-def has_segmentation(model) -> bool:
-    """Whether the model has the mask-segmentation output."""
-    return SEGMENTATION in list(getattr(model, "output_names", None) or [])
-
-
-def _is_weakrefable(model) -> bool:
-    try:
-        weakref.ref(model)
-    except TypeError:
-        return False
-    return True
-
-
 def onnx_cache_dir() -> Path:
     """Where ``.keras`` models without an ``.onnx`` beside them are exported to."""
-    from maskmtl_cli.data.dataset import default_cache_dir
+    from maskmtl_cli.io import default_cache_dir
 
     return default_cache_dir() / "onnx"
 

@@ -17,7 +17,9 @@ regression and gender's sigmoid, K for K classes), plus optionally ``segmentatio
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maskmtl_cli.errors import InputError, ModelError
 from maskmtl_cli.tasks import (
@@ -30,6 +32,11 @@ from maskmtl_cli.tasks import (
     specs_to_json,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    import keras
+
+#: Tasks of loaded Keras models, read from the tasks.json beside their files.
+_KERAS_TASKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 #: Beside a ``.keras`` file (in a run folder): the tasks of the model.
 TASKS_FILE = "tasks.json"
 #: Key of the ONNX metadata entry that holds ``specs_to_json``'s text.
@@ -75,7 +82,7 @@ def read_task_file(folder: Path) -> tuple[tuple[TaskSpec, ...], bool] | None:
 
 def write_task_file(folder: Path, specs, segmentation: bool) -> Path:
     """Write ``folder/tasks.json`` atomically."""
-    from maskmtl_cli.training.run_folder import write_text_atomic
+    from maskmtl_cli.io import write_text_atomic
 
     path = Path(folder) / TASKS_FILE
     write_text_atomic(path, specs_to_json(specs, segmentation) + "\n")
@@ -132,3 +139,53 @@ def check_contract(shape: tuple, names: list[str], widths: dict, ranks: dict,
     if missing:
         raise ModelError(f"'{model_path}' lacks the output of task(s) {', '.join(missing)}. "
                          f"{_FIX}")
+
+
+def remember_keras_tasks(model, specs) -> None:
+    """Keep the tasks read from a ``.keras`` file's ``tasks.json`` for ``task_specs(model)``."""
+    _KERAS_TASKS[model] = tuple(specs)
+
+
+def check_keras_model(model: "keras.Model", model_path: Path, specs=None) -> None:
+    """ModelError unless a loaded Keras model has the maskmtl input and output layout.
+
+    Args:
+        model: The model.
+        model_path: Named in messages.
+        specs: Its tasks; None uses ``task_specs(model)``.
+    """
+    inputs = getattr(model, "inputs", None) or []
+    if len(inputs) != 1:
+        raise ModelError(f"'{model_path}' has {len(inputs)} inputs; a maskmtl model has 1. "
+                         "Use a model trained with `maskmtl train`.")
+    names = list(getattr(model, "output_names", None) or [])
+    widths = {name: output.shape[-1] for name, output in zip(names, model.outputs)}
+    ranks = {name: len(output.shape) for name, output in zip(names, model.outputs)}
+    check_contract(tuple(model.input_shape), names, widths, ranks,
+                   task_specs(model) if specs is None else specs, model_path)
+
+
+def task_specs(model) -> tuple[TaskSpec, ...]:
+    """The tasks of a loaded model, in output order (see ``model_schema``)."""
+    specs = getattr(model, "task_specs", None)
+    if specs is None:
+        specs = _KERAS_TASKS.get(model) if _is_weakrefable(model) else None
+    if specs is None:
+        names = list(getattr(model, "output_names", None) or [])
+        widths = getattr(model, "output_widths", None) or {
+            name: output.shape[-1] for name, output in zip(names, model.outputs)}
+        specs = specs_from_outputs(names, widths)
+    return tuple(specs)
+
+
+def has_segmentation(model) -> bool:
+    """Whether the model has the mask-segmentation output."""
+    return SEGMENTATION in list(getattr(model, "output_names", None) or [])
+
+
+def _is_weakrefable(model) -> bool:
+    try:
+        weakref.ref(model)
+    except TypeError:
+        return False
+    return True

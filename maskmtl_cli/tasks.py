@@ -46,6 +46,14 @@ KINDS = (CLASSIFICATION, REGRESSION)
 
 GENDER_NAMES = ("male", "female")
 RACE_NAMES = ("White", "Black", "Asian", "Indian", "Others")
+
+
+def class_names(task: str, count: int) -> tuple[str, ...]:
+    """Display names of UTKFace's gender or race classes (``class k`` if ``count`` differs)."""
+    names = GENDER_NAMES if task == "gender" else RACE_NAMES
+    return tuple(names) if len(names) == count else tuple(f"class {k}" for k in range(count))
+
+
 #: UTKFace's tasks, in their canonical order (the default of ``--tasks``).
 UTKFACE_TASK_NAMES = ("age", "gender", "race")
 #: Output name of the optional mask-segmentation head (``train --segmentation``).

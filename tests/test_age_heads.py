@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from maskmtl_cli.evaluation import collapse_summary, is_collapsed
+from maskmtl_cli.evaluation.metrics import collapse_summary, is_collapsed
 from maskmtl_cli.models import MultiTaskTrainer, build_network
 from maskmtl_cli.models import losses
 from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION, ExpectedAge, LogAgeDecoder

@@ -12,7 +12,7 @@ from PIL import Image
 
 from maskmtl_cli.data.dataset import load_image
 from maskmtl_cli.errors import InputError
-from maskmtl_cli.prediction.alignment import (
+from maskmtl_cli.faces.alignment import (
     CROP_SIZE,
     UTKFACE_GEOMETRY,
     align_face,
@@ -21,7 +21,7 @@ from maskmtl_cli.prediction.alignment import (
     square_crop,
     to_model_input,
 )
-from maskmtl_cli.prediction.detection import Face, get_detector
+from maskmtl_cli.faces.detection import Face, get_detector
 from maskmtl_cli.prediction.predict import read_image
 
 #: Where the astronaut's face is (x, y, w, h), checked by eye on the photo.

@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from maskmtl_cli.cli import app
-from maskmtl_cli.prediction.detection import RETINAFACE_THRESHOLD, get_detector
+from maskmtl_cli.faces.detection import RETINAFACE_THRESHOLD, get_detector
 from maskmtl_cli.prediction.inputs import read_image
 
 runner = CliRunner()
@@ -78,7 +78,7 @@ def test_several_faces_of_different_sizes_and_none_in_a_wall(photo):
 
 
 def test_a_tight_face_crop_is_found_by_the_padded_pass(photo):
-    from maskmtl_cli.prediction.alignment import align_face
+    from maskmtl_cli.faces.alignment import align_face
 
     face = get_detector("retinaface").detect(photo)[0]
     crop = align_face(photo, face)  # 200x200, the face fills it like a UTKFace crop

@@ -1,4 +1,4 @@
-"""Metrics of ``maskmtl_cli.evaluation`` against scikit-learn and hand computation."""
+"""Metrics of ``maskmtl_cli.evaluation.metrics`` against scikit-learn and hand computation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from sklearn import metrics as skm
 
 from maskmtl_cli.errors import DataError
-from maskmtl_cli.eval_config import MetricOptions
-from maskmtl_cli.evaluation import (
+from maskmtl_cli.evaluation.config import MetricOptions
+from maskmtl_cli.evaluation.metrics import (
     age_metrics,
     bootstrap_intervals,
     classification_metrics,

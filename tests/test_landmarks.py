@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from maskmtl_cli.errors import InputError
-from maskmtl_cli.masking.landmarks import (
+from maskmtl_cli.faces.landmarks import (
     ALIGNED_BOX,
     LANDMARK_FACE_SIZE,
     DlibLandmarker,

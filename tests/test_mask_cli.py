@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from maskmtl_cli.cli import app
 from maskmtl_cli.masking import io as mask_io
-from maskmtl_cli.masking.landmarks import DlibLandmarker
+from maskmtl_cli.faces.landmarks import DlibLandmarker
 from maskmtl_cli.masking.records import CSV_COLUMNS
 from maskmtl_cli.masking.style import PALETTE, TEMPLATE_NAMES, TEXTURE_NAMES
 

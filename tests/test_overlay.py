@@ -9,7 +9,7 @@ import pytest
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.masking.overlay import apply_mask
 from maskmtl_cli.masking.preview import contact_sheet
-from maskmtl_cli.masking.render_synthetic import synthetic_landmarks
+from tools.render_synthetic import synthetic_landmarks
 from maskmtl_cli.masking.style import TEMPLATE_NAMES, MaskStyle, choose_style
 
 EYES = list(range(36, 48))

@@ -23,7 +23,8 @@ from maskmtl_cli.cli import app
 from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
 from maskmtl_cli.prediction import predict_image, read_image
 from maskmtl_cli.prediction.predict import DEFAULT_MODEL, FaceRecord
-from maskmtl_cli.prediction.render import csv_columns, records_table
+from maskmtl_cli.cli.predict_render import records_table
+from maskmtl_cli.prediction.render import csv_columns
 
 runner = CliRunner()
 #: Where the astronaut's face is (x, y, w, h), checked by eye on the photo.

@@ -186,7 +186,7 @@ def test_page_docs_and_openapi(client):
 
 def test_model_and_detector_load_once_at_start_up(astronaut, monkeypatch):
     import maskmtl_cli.inference as inference
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
 
     loads = []
     real_load = inference.load_model

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from maskmtl_cli.errors import InputError
-from maskmtl_cli.masking import build_templates
+from tools import build_templates
 from maskmtl_cli.masking.render_raster import resolve_points, sample_curve
 from maskmtl_cli.masking.style import (
     DEFAULT_MIX,
@@ -35,7 +35,7 @@ def test_committed_template_files_match_the_builder(tmp_path):
     assert {p.name for p in written} == {"face_frame.json", *(f"{n}.json" for n in TEMPLATE_NAMES)}
     for path in written:
         assert json.loads(path.read_text()) == json.loads((ASSET_DIR / path.name).read_text()), (
-            f"{path.name} is stale: run python -m maskmtl_cli.masking.build_templates")
+            f"{path.name} is stale: run python -m tools.build_templates")
 
 
 def test_canonical_face_is_symmetric_and_mirror_table_is_an_involution():

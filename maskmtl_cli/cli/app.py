@@ -81,11 +81,3 @@ def guarded(func: F) -> F:
             raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def not_built_yet(command: str, issue: str) -> None:
-    """Exit 2 for a command whose implementation has not landed yet."""
-    from maskmtl_cli.console import err_console
-
-    err_console.print(f"[yellow]`maskmtl {command}` is not built yet[/] ({issue}).")
-    raise typer.Exit(code=2)

@@ -9,7 +9,8 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
-from maskmtl_cli.schema import DEFAULT_ENGINE, ENGINES
+from maskmtl_cli.evaluation.config import EvalConfig
+from maskmtl_cli.schema import ENGINES
 
 
 class Split(str, Enum):
@@ -21,6 +22,9 @@ class Split(str, Enum):
     all = "all"
 
 
+_D = EvalConfig()  # the defaults, shown in the help
+_DEFAULT_SPLIT = Split(_D.split)
+
 @app.command("eval")
 @guarded
 def evaluate_command(
@@ -31,23 +35,26 @@ def evaluate_command(
     manifest: Annotated[Optional[Path], typer.Option(
         "--manifest", "-m", help="Manifest CSV (default: the run's own, else ./manifest.csv).",
         show_default=False)] = None,
-    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = Split.test,
+    split: Annotated[Split, typer.Option(help="Split to evaluate.")] = _DEFAULT_SPLIT,
     report: Annotated[bool, typer.Option(
         "--report", help="Also write report.md with PNG figures.")] = False,
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="Output folder (default: RUN/eval).", show_default=False)] = None,
     json_output: Annotated[bool, typer.Option(
         "--json", help="Print the metrics JSON on stdout instead of tables.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per prediction batch.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per prediction batch.")
+                          ] = _D.batch_size,
     flip: Annotated[bool, typer.Option(
         "--flip", help="Average predictions with the horizontally flipped image.")] = False,
     engine: Annotated[Literal[ENGINES], typer.Option(
-        help="onnx: ONNX Runtime (fast); keras: TensorFlow.")] = DEFAULT_ENGINE,
+        help="onnx: ONNX Runtime (fast); keras: TensorFlow.")] = _D.engine,
     bootstrap: Annotated[int, typer.Option(
-        min=0, help="Bootstrap resamples for the 95% intervals (0: none).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+        min=0, help=f"Bootstrap resamples for the {100 * _D.metrics.confidence:g}% intervals "
+                    "(0: none).")] = _D.metrics.bootstrap,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = _D.metrics.seed,
     min_group: Annotated[int, typer.Option(
-        min=1, help="Smallest fairness group that is ranked for worst/best.")] = 20,
+        min=1, help="Smallest fairness group that is ranked for worst/best.")
+    ] = _D.metrics.min_group_size,
     group_by: Annotated[Optional[str], typer.Option(
         help="Manifest columns whose combinations form the fairness groups, e.g. "
              "gender,template. \\[default: gender,race where labelled]",
@@ -78,15 +85,16 @@ def evaluate_command(
     from maskmtl_cli.console import err_console
 
     if compare:
-        from maskmtl_cli.eval_config import CompareConfig
-        from maskmtl_cli.reports.compare import compare_runs, render_comparison
+        from maskmtl_cli.cli.terminal import print_comparison
+        from maskmtl_cli.evaluation.compare import compare_runs
+        from maskmtl_cli.evaluation.config import CompareConfig
 
-        render_comparison(compare_runs(CompareConfig(runs=tuple(runs or ()), out_dir=out)),
-                          json_output)
+        print_comparison(compare_runs(CompareConfig(runs=tuple(runs or ()), out_dir=out)),
+                         json_output)
         return
-    from maskmtl_cli.eval_config import EvalConfig, MetricOptions, parse_group_by
-    from maskmtl_cli.reports.pipeline import check_single_run, evaluate_run
-    from maskmtl_cli.reports.tables import render_evaluation
+    from maskmtl_cli.cli.terminal import print_evaluation
+    from maskmtl_cli.evaluation.config import EvalConfig, MetricOptions, parse_group_by
+    from maskmtl_cli.evaluation.pipeline import check_single_run, evaluate_run
 
     config = EvalConfig(
         run=check_single_run(runs), manifest=manifest, split=split.value, out_dir=out,
@@ -96,6 +104,6 @@ def evaluate_command(
         group_by=parse_group_by(group_by))
     outcome = evaluate_run(config, log=lambda line: err_console.print(line, highlight=False,
                                                                        soft_wrap=True))
-    render_evaluation(outcome.metrics, json_output)
+    print_evaluation(outcome.metrics, json_output)
     err_console.print(f"[green]Wrote[/] {', '.join(path.name for path in outcome.files)} "
                       f"to {outcome.out_dir}", highlight=False, soft_wrap=True)

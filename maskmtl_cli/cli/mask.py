@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -9,8 +10,12 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
-from maskmtl_cli.schema import DEFAULT_MASK_DETECTOR, MASK_DETECTORS
+from maskmtl_cli.masking.config import FACE_MODES, MAX_PREVIEW, ON_FAIL_MODES, MaskConfig
+from maskmtl_cli.schema import MASK_DETECTORS
 
+#: The defaults, shown in the help (read from the fields: building a MaskConfig loads the
+#: mask styles, which the help must not wait for).
+_D = {field.name: field.default for field in dataclasses.fields(MaskConfig)}
 _STYLE = "Mask style"
 _FACES = "Faces and landmarks"
 _RUN = "Run"
@@ -27,7 +32,7 @@ def mask_command(
     mask_type: Annotated[str, typer.Option(
         "--mask-type", "-t", rich_help_panel=_STYLE,
         help="Template: surgical, n95, kn95, cloth, valved, duckbill, or random "
-             "(one drawn per face by --mix).")] = "random",
+             "(one drawn per face by --mix).")] = _D["mask_type"],
     mix: Annotated[Optional[str], typer.Option(
         rich_help_panel=_STYLE,
         help="Template weights for random mode, e.g. surgical=0.4,cloth=0.3,n95=0.3 "
@@ -45,29 +50,31 @@ def mask_command(
     seed: Annotated[int, typer.Option(
         rich_help_panel=_STYLE, min=0,
         help="Seed: image i (sorted order) uses seed and i, so results do not depend on "
-             "--workers.")] = 0,
+             "--workers.")] = _D["seed"],
     aligned: Annotated[bool, typer.Option(
         "--aligned", rich_help_panel=_FACES,
         help="Images are aligned face crops (like UTKFace): use the crop as the face box, no "
-             "detector, so no face is missed. The mode for aligned crops.")] = False,
+             "detector, so no face is missed. The mode for aligned crops.")] = _D["aligned"],
     detector: Annotated[Literal[MASK_DETECTORS], typer.Option(
         rich_help_panel=_FACES,
         help="Face detector: auto (dlib HOG, then RetinaFace where HOG finds nothing), hog "
              "(fast, bare faces), retinaface (masked and turned faces), or cnn (dlib CNN, slow "
-             "on CPU).")] = DEFAULT_MASK_DETECTOR,
-    faces: Annotated[Literal["largest", "all"], typer.Option(
+             "on CPU).")] = _D["detector"],
+    faces: Annotated[Literal[FACE_MODES], typer.Option(
         rich_help_panel=_FACES, help="Mask the largest face of each photo, or all faces.")
-    ] = "largest",
-    on_fail: Annotated[Literal["skip", "copy"], typer.Option(
+    ] = _D["faces"],
+    on_fail: Annotated[Literal[ON_FAIL_MODES], typer.Option(
         rich_help_panel=_FACES,
-        help="Images without a usable face: leave them out, or copy them unmasked.")] = "skip",
+        help="Images without a usable face: leave them out, or copy them unmasked.")
+    ] = _D["on_fail"],
     save_masks: Annotated[bool, typer.Option(
         "--save-masks", rich_help_panel=_RUN,
-        help="Also write a binary mask PNG per image to OUTPUT_DIR/_masks/<path>.png.")] = False,
+        help="Also write a binary mask PNG per image to OUTPUT_DIR/_masks/<path>.png.")
+    ] = _D["save_masks"],
     preview: Annotated[int, typer.Option(
-        rich_help_panel=_RUN, min=0, max=256,
+        rich_help_panel=_RUN, min=0, max=MAX_PREVIEW,
         help="Write OUTPUT_DIR/preview.png, a contact sheet of N inputs beside their outputs.")
-    ] = 0,
+    ] = _D["preview"],
     workers: Annotated[Optional[int], typer.Option(
         "--workers", "-w", rich_help_panel=_RUN, min=1,
         help="Worker processes (default: all cores); with --ray, Ray tasks at once "
@@ -84,9 +91,10 @@ def mask_command(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", rich_help_panel=_RUN,
         help="Redo images whose output exists (default: skip them, so a rerun resumes).")
-    ] = False,
+    ] = _D["overwrite"],
     jpeg_quality: Annotated[int, typer.Option(
-        rich_help_panel=_RUN, min=1, max=100, help="JPEG/WebP output quality.")] = 95,
+        rich_help_panel=_RUN, min=1, max=100, help="JPEG/WebP output quality.")
+    ] = _D["jpeg_quality"],
     as_json: Annotated[bool, typer.Option(
         "--json", rich_help_panel=_RUN, help="Print the summary as JSON on stdout.")] = False,
 ) -> None:

@@ -9,10 +9,12 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
-from maskmtl_cli.schema import DEFAULT_DETECTOR, DEFAULT_ENGINE, DETECTOR_HELP, DETECTORS, ENGINES
+from maskmtl_cli.prediction.config import FACE_MODES, PredictConfig
+from maskmtl_cli.schema import DETECTOR_HELP, DETECTORS, ENGINES
 
 _FACES = "Faces"
 _OUTPUT = "Output"
+_D = PredictConfig(inputs=())  # the defaults, shown in the help
 
 
 @app.command("predict")
@@ -29,17 +31,18 @@ def predict_command(
     detector: Annotated[Literal[DETECTORS], typer.Option(
         rich_help_panel=_FACES,
         help="Face detector: " + "; ".join(f"{name}: {what}" for name, what in
-                                           DETECTOR_HELP.items()) + ".")] = DEFAULT_DETECTOR,
+                                           DETECTOR_HELP.items()) + ".")] = _D.detector,
     aligned: Annotated[bool, typer.Option(
         "--aligned", rich_help_panel=_FACES,
         help="Inputs are already aligned face crops like UTKFace's: skip detection and "
-             "alignment, just resize.")] = False,
-    faces: Annotated[Literal["all", "largest"], typer.Option(
+             "alignment, just resize.")] = _D.aligned,
+    faces: Annotated[Literal[FACE_MODES], typer.Option(
         rich_help_panel=_FACES, help="Every face of a photo (left to right), or the largest.")
-    ] = "all",
+    ] = _D.faces,
     min_face: Annotated[int, typer.Option(
         rich_help_panel=_FACES, min=1,
-        help="Smallest face to find, in pixels; larger values are faster on big photos.")] = 20,
+        help="Smallest face to find, in pixels; larger values are faster on big photos.")
+    ] = _D.min_face,
     as_json: Annotated[bool, typer.Option(
         "--json", rich_help_panel=_OUTPUT, help="Print a JSON list of faces on stdout.")] = False,
     as_csv: Annotated[bool, typer.Option(
@@ -57,14 +60,15 @@ def predict_command(
              "its aligned crop; needs a model trained with --segmentation.")] = None,
     flip: Annotated[bool, typer.Option(
         "--flip", help="Also predict on the mirrored face and average (slower, steadier).")
-    ] = False,
+    ] = _D.flip,
     strict: Annotated[bool, typer.Option(
         "--strict", help="Exit with code 3 when any photo has no face (default: exit 0).")
-    ] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")] = 256,
+    ] = _D.strict,
+    batch_size: Annotated[int, typer.Option(min=1, help="Faces per forward pass.")
+                          ] = _D.batch_size,
     engine: Annotated[Literal[ENGINES], typer.Option(
         help="onnx: ONNX Runtime (fast, no TensorFlow); keras: TensorFlow. --cam always uses "
-             "Keras (Grad-CAM needs gradients).")] = DEFAULT_ENGINE,
+             "Keras (Grad-CAM needs gradients).")] = _D.engine,
 ) -> None:
     """Predict age, gender and ethnicity (or the model's own tasks) for every face in photos.
 
@@ -79,8 +83,8 @@ def predict_command(
     if as_json and as_csv:
         raise typer.BadParameter("Pass at most one of --json and --csv.", param_hint="--json")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from maskmtl_cli.prediction.render import print_result, progress_reporter
-    from maskmtl_cli.prediction.predict import PredictConfig, check_strict, run_predict
+    from maskmtl_cli.cli.predict_render import print_result, progress_reporter
+    from maskmtl_cli.prediction.predict import check_strict, run_predict
 
     config = PredictConfig(inputs=tuple(inputs), model=model, detector=detector, aligned=aligned,
                            faces=faces, min_face=min_face, flip=flip, strict=strict,

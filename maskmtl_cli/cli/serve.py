@@ -95,8 +95,8 @@ def serve_command(
 
 def _check_choices(config: ServeConfig) -> None:
     """Usage error (exit 2) for a detector or engine `maskmtl predict` does not know."""
+    from maskmtl_cli.faces.detection import DETECTORS
     from maskmtl_cli.inference import ENGINES
-    from maskmtl_cli.prediction.detection import DETECTORS
 
     for option, value, choices in (("--detector", config.detector, DETECTORS),
                                    ("--engine", config.engine, ENGINES)):

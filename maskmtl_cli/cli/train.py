@@ -11,14 +11,16 @@ import typer
 from maskmtl_cli.cli.app import app, guarded
 from maskmtl_cli.tasks import ATTACH_HELP
 from maskmtl_cli.training.config import (
-    DEFAULT_AGE_WEIGHT,
     AGE_LOSSES,
+    AGE_REWEIGHTS,
     ARCHITECTURES,
     BACKENDS,
+    DEFAULT_AGE_WEIGHT,
+    DEFAULT_LOSS_WEIGHTS,
+    DEFAULT_SOFT_L2,
     LR_SCHEDULES,
     MISSING_LABELS,
     PRESET_NAMES,
-    AGE_REWEIGHTS,
     RACE_BALANCES,
     TASKS,
     TrainConfig,
@@ -27,11 +29,16 @@ from maskmtl_cli.training.config import (
 _D = TrainConfig()  # defaults, for the help text only
 
 
+def _flag(on: bool, name: str) -> str:
+    """How the help names a --NAME/--no-NAME default."""
+    return name if on else f"no-{name}"
+
+
 @app.command("train")
 @guarded
 def train_command(
     manifest: Annotated[Optional[Path], typer.Argument(
-        help="Manifest CSV from `maskmtl split` (or its folder). \\[default: manifest.csv]",
+        help=f"Manifest CSV from `maskmtl split` (or its folder). \\[default: {_D.manifest}]",
         show_default=False)] = None,
     arch: Annotated[Optional[str], typer.Option(
         help=f"{' | '.join(ARCHITECTURES)}: hierarchical branches (the paper), hard sharing, "
@@ -39,7 +46,7 @@ def train_command(
     nonlocal_block: Annotated[Optional[bool], typer.Option(
         "--nonlocal/--no-nonlocal",
         help="Add a non-local attention block after the encoder. "
-             f"\\[default: {'nonlocal' if _D.nonlocal_block else 'no-nonlocal'}]",
+             f"\\[default: {_flag(_D.nonlocal_block, 'nonlocal')}]",
         show_default=False)] = None,
     tasks: Annotated[Optional[str], typer.Option(
         help=f"Comma-separated tasks: any of {','.join(TASKS)} and label columns of the "
@@ -52,7 +59,7 @@ def train_command(
         "--segmentation/--no-segmentation",
         help="Add the mask-segmentation head (Dice + BCE), trained on the manifest's mask "
              "column (`maskmtl mask --save-masks`, then `split`). \\[default: "
-             "no-segmentation]", show_default=False)] = None,
+             f"{_flag(_D.segmentation, 'segmentation')}]", show_default=False)] = None,
     preset: Annotated[Optional[str], typer.Option(
         help=f"Layer widths: {' | '.join(PRESET_NAMES)} (notebook = the released 13.2M "
              f"model). \\[default: {_D.preset}]")] = None,
@@ -71,11 +78,11 @@ def train_command(
         help=f"{' | '.join(LR_SCHEDULES)}. \\[default: {_D.lr_schedule}]")] = None,
     early_stopping: Annotated[Optional[int], typer.Option(
         help="Stop after N epochs without a better validation loss (0: off). "
-             "\\[default: 0]")] = None,
+             f"\\[default: {_D.early_stopping}]")] = None,
     augment: Annotated[Optional[bool], typer.Option(
         "--augment/--no-augment",
         help="Random flip, shift and brightness while training. "
-             f"\\[default: {'augment' if _D.augment else 'no-augment'}]",
+             f"\\[default: {_flag(_D.augment, 'augment')}]",
         show_default=False)] = None,
     age_loss: Annotated[Optional[str], typer.Option(
         help=f"{' | '.join(AGE_LOSSES)}: L1 in years, L1 on log-age, or label-distribution "
@@ -98,14 +105,17 @@ def train_command(
     loss_weights: Annotated[Optional[str], typer.Option(
         help="Fixed task weights, e.g. age=0.1,gender=1,race=1 (age L1 is in years). "
              f"\\[default: age={DEFAULT_AGE_WEIGHT[_D.age_loss]:g} with --age-loss "
-             f"{_D.age_loss}, 0.1 with l1; gender=1,race=1]")] = None,
+             f"{_D.age_loss}, {DEFAULT_AGE_WEIGHT['l1']:g} with l1; "
+             f"{','.join(f'{task}={DEFAULT_LOSS_WEIGHTS[task]:g}' for task in TASKS[1:])}]")
+    ] = None,
     uncertainty_weighting: Annotated[Optional[bool], typer.Option(
         "--uncertainty-weighting/--fixed-weights",
-        help="Learn the task weights (Kendall et al. 2018). \\[default: fixed-weights]",
+        help="Learn the task weights (Kendall et al. 2018). \\[default: "
+             f"{'uncertainty-weighting' if _D.uncertainty_weighting else 'fixed-weights'}]",
         show_default=False)] = None,
     soft_l2: Annotated[Optional[float], typer.Option(
         help="L2 penalty strength between per-task encoders (--arch soft). "
-             "\\[default: 1e-3]")] = None,
+             f"\\[default: {DEFAULT_SOFT_L2:g}]")] = None,
     missing_labels: Annotated[Optional[str], typer.Option(
         help=f"{' | '.join(MISSING_LABELS)}: images without a label for a task are left out "
              "of that task's loss, left out of training, or refused. \\[default: "
@@ -126,13 +136,14 @@ def train_command(
         help="XLA / jit compilation. \\[default: on with JAX or a GPU]",
         show_default=False)] = None,
     steps_per_execution: Annotated[Optional[int], typer.Option(
-        help="Training steps per compiled call; raise on GPUs. \\[default: 1]")] = None,
+        help="Training steps per compiled call; raise on GPUs. "
+             f"\\[default: {_D.steps_per_execution}]")] = None,
     devices: Annotated[Optional[str], typer.Option(
         help="Devices to train on in parallel: N or auto (every GPU). --batch-size is the "
              "global batch, split evenly; --lr is not rescaled. TensorFlow: "
              "MirroredStrategy (one host); JAX: keras.distribution.DataParallel "
              "(several hosts: KERAS_DISTRIBUTION_*). See docs/scale.md. "
-             "\\[default: 1]", show_default=False)] = None,
+             f"\\[default: {_D.devices}]", show_default=False)] = None,
     eager: Annotated[Optional[bool], typer.Option(
         "--eager", help="Run eagerly, without graph compilation: starts at once, each step is "
                         "slower (debugging, smoke runs on tiny data).", show_default=False)

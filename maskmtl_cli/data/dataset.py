@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.io import atomic_path, default_cache_dir  # noqa: F401  (re-exported)
+from maskmtl_cli.schema import COLOR_MODES
 
-COLOR_MODES = ("gray", "rgb")
 CACHE_VERSION = 2  # 2: per-file signatures, changed files re-read
 
 
@@ -41,14 +41,6 @@ class SplitArrays:
 
     def __len__(self) -> int:
         return len(self.paths)
-
-
-def default_cache_dir() -> Path:
-    """``$MASKMTL_CACHE_DIR``, else ``$XDG_CACHE_HOME/maskmtl``, else ``~/.cache/maskmtl``."""
-    if os.environ.get("MASKMTL_CACHE_DIR"):
-        return Path(os.environ["MASKMTL_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "maskmtl"
 
 
 def load_image(path: str, size: int, color_mode: str) -> tuple[np.ndarray | None, str]:
@@ -162,18 +154,13 @@ def _read_cache(cache_file: Path, rows: int):
 
 def _write_cache(cache_file: Path, images: np.ndarray, ok: np.ndarray, failures: dict,
                  signatures: np.ndarray) -> None:
-    temp = None
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp = tempfile.mkstemp(dir=cache_file.parent, suffix=".npz.tmp")
-        with os.fdopen(handle, "wb") as stream:
+        with atomic_path(cache_file) as temp, open(temp, "wb") as stream:
             np.savez(stream, images=images, ok=ok, failures=np.array(json.dumps(failures)),
                      signatures=signatures)
-        os.replace(temp, cache_file)
     except OSError:
-        if temp is not None:
-            Path(temp).unlink(missing_ok=True)  # a full disk must not keep a partial cache
-        # a cache we cannot write only costs time on the next run
+        pass  # a cache we cannot write only costs time on the next run (no partial file stays)
 
 
 def load_split(manifest, split: str | None = None, size: int = 48, color_mode: str = "gray",
@@ -190,7 +177,8 @@ def load_split(manifest, split: str | None = None, size: int = 48, color_mode: s
     from maskmtl_cli.data.manifest import read_manifest
 
     if color_mode not in COLOR_MODES:
-        raise InputError(f"Unknown colour mode {color_mode!r}. Choose one of: {', '.join(COLOR_MODES)}.")
+        raise InputError(f"Unknown colour mode {color_mode!r}. Choose one of: "
+                         f"{', '.join(COLOR_MODES)}.")
     if size < 8:
         raise InputError(f"Image size {size} is too small; use at least 8 pixels (default 48).")
     table = read_manifest(manifest) if isinstance(manifest, (str, Path)) else manifest
@@ -199,11 +187,13 @@ def load_split(manifest, split: str | None = None, size: int = 48, color_mode: s
     hashes = table["sha1"].fillna("").astype(str).tolist() if "sha1" in table else [""] * len(table)
     images, ok, failures = load_all(table["path"].tolist(), hashes, size, color_mode,
                                     Path(cache_dir) if cache_dir else None)
-    selected = np.ones(len(table), dtype=bool) if split is None else (table["split"] == split).to_numpy()
+    selected = (np.ones(len(table), dtype=bool) if split is None
+                else (table["split"] == split).to_numpy())
     if split is not None and not selected.any():
         present = sorted(s for s in table["split"].unique() if s)
         raise DataError(f"The manifest has no rows in split {split!r} (splits present: "
-                        f"{', '.join(present) or 'none'}). Re-run `maskmtl split`, or choose another split.")
+                        f"{', '.join(present) or 'none'}). Re-run `maskmtl split`, or choose "
+                        "another split.")
     keep = selected & ok
     rows = table[keep]
     return SplitArrays(

@@ -94,7 +94,8 @@ def read_label_csv(path: Path):
         raise DataError(f"Cannot read label CSV {path}: {error}") from None
     if "filename" not in table.columns:
         raise DataError(
-            f"Label CSV {path} has no 'filename' column (columns: {', '.join(map(str, table.columns))}). "
+            f"Label CSV {path} has no 'filename' column "
+            f"(columns: {', '.join(map(str, table.columns))}). "
             "It needs 'filename' plus label columns such as age, gender, race."
         )
     label_columns = [str(column) for column in table.columns if column not in NON_LABEL_COLUMNS]

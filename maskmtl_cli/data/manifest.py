@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from maskmtl_cli.data.files import (
 )
 from maskmtl_cli.data.labels import TASKS, label_problem, parse_utkface_name, read_label_csv
 from maskmtl_cli.errors import DataError, InputError, OutputError, place_error_message
+from maskmtl_cli.io import atomic_path
 from maskmtl_cli.tasks import MASK_COLUMN
 
 MANIFEST_COLUMNS = ("path", "filename", *TASKS, "sha1", "split")
@@ -57,7 +57,8 @@ def find_images(root: Path) -> tuple[list[Path], int]:
     images, ignored = scan_image_files(root, mask_run_extras(root))
     if not images:
         what = "is empty" if ignored == 0 else f"has {ignored} files but no images"
-        raise InputError(f"Data folder {root} {what}. Supported: {', '.join(sorted(IMAGE_SUFFIXES))}.")
+        raise InputError(f"Data folder {root} {what}. Supported: "
+                         f"{', '.join(sorted(IMAGE_SUFFIXES))}.")
     return images, ignored
 
 
@@ -213,16 +214,11 @@ def write_manifest(table, path: Path, overwrite: bool = False) -> Path:
     ages = out["age"].dropna()
     if (ages == ages.round()).all():
         out["age"] = out["age"].astype("Int64")  # "34", not "34.0", for whole years
-    temp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(dir=base, prefix=".manifest-", suffix=".csv.tmp")
-        with os.fdopen(handle, "w", newline="") as stream:
+        with atomic_path(path) as temp, open(temp, "w", newline="") as stream:
             out.to_csv(stream, index=False)
-        os.replace(temp_name, path)
     except BaseException as error:
-        if temp_name is not None:
-            Path(temp_name).unlink(missing_ok=True)
         message = place_error_message(error, path) if isinstance(error, OSError) else None
         if message is not None:  # a read-only folder or a full disk: one line, no traceback
             raise OutputError(message) from None

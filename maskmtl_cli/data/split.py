@@ -7,6 +7,7 @@ reported and dropped unless the user keeps it.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 from collections import Counter
@@ -23,32 +24,16 @@ from maskmtl_cli.data.manifest import (
     scan_dataset,
     write_manifest,
 )
+from maskmtl_cli.data.split_config import STRATEGIES, SplitConfig  # noqa: F401  (re-exported)
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.schema import SPLIT_AGE_BAND_EDGES, age_band_labels
 from maskmtl_cli.tasks import MASK_COLUMN
 from maskmtl_cli.tasks import UTKFACE_TASK_NAMES as TASKS
 
 #: The MaskMTL paper tests on UTKFace part II and validates on part III: 10,719 : 3,252 images.
 PAPER_TEST_VAL = (10_719, 3_252)
-AGE_BANDS = ((0, 9), (10, 19), (20, 29), (30, 39), (40, 49), (50, 59), (60, 69), (70, 79),
-             (80, 89), (90, 99), (100, 200))
-BAND_LABELS = tuple("100+" if low == 100 else f"{low}-{high}" for low, high in AGE_BANDS)
-STRATEGIES = ("random", "parts")
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """Everything ``maskmtl split`` needs; saved nowhere but echoed in ``--json``."""
-
-    data_dir: Path
-    output: Path = Path("manifest.csv")
-    labels_csv: Path | None = None
-    strategy: str = "random"
-    ratios: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, val, test
-    parts_csv: Path | None = None
-    seed: int = 0
-    keep_duplicates: bool = False  # keep every copy of a non-conflicting group (same split)
-    keep_conflicts: bool = False  # keep groups whose copies disagree on labels
-    overwrite: bool = False
+#: Decade bands of the stratified split: ``0-9`` ... ``90-99``, ``100+`` (``maskmtl_cli.schema``).
+BAND_LABELS = tuple(age_band_labels(SPLIT_AGE_BAND_EDGES))
 
 
 @dataclass
@@ -85,18 +70,16 @@ def parse_ratios(text: str) -> tuple[float, float, float]:
             raise InputError(f"--ratios {text!r}: {value:g} is negative; shares must be 0 or "
                              "more. Example: 0.7,0.15,0.15.")
     if abs(sum(values) - 1.0) > 1e-6:
-        raise InputError(f"--ratios {text!r} sum to {sum(values):g}, not 1. Example: 0.7,0.15,0.15.")
+        raise InputError(f"--ratios {text!r} sum to {sum(values):g}, not 1. "
+                         "Example: 0.7,0.15,0.15.")
     return values  # type: ignore[return-value]
 
 
 def age_band(age: float) -> str:
-    """The decade band of an age, "100+" at the top, "unknown" when missing."""
-    if age != age:  # NaN
+    """The decade band of an age, "100+" at the top, "unknown" when missing or negative."""
+    if age != age or age < 0:  # NaN or negative
         return "unknown"
-    for (low, high), label in zip(AGE_BANDS, BAND_LABELS):
-        if low <= age <= high:
-            return label
-    return "unknown"
+    return BAND_LABELS[bisect.bisect_right(SPLIT_AGE_BAND_EDGES, age) - 1]
 
 
 def group_duplicates(table, keep_duplicates: bool, keep_conflicts: bool):

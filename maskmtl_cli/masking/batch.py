@@ -23,16 +23,23 @@ with one ``OutputError`` that says what was kept.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR
 from maskmtl_cli.errors import ClusterError, InputError, OutputError
 from maskmtl_cli.masking.config import MaskConfig
-from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR, PREVIEW_PNG, scan_image_files
+from maskmtl_cli.masking.folders import (
+    available_cores,
+    check_folders,
+    check_reserved_names,
+    discover_images,
+    is_done,
+    output_folders,
+)
 from maskmtl_cli.masking.io import IMAGE_SUFFIXES, output_writes, remove_temp_files, write_atomic
 from maskmtl_cli.masking.journal import (
     JOURNAL,
@@ -53,7 +60,7 @@ from maskmtl_cli.masking.records import (
     settings_warnings,
     write_tables,
 )
-from maskmtl_cli.masking.worker import STAGES, MaskWorker, mask_path_for
+from maskmtl_cli.masking.worker import STAGES, MaskWorker
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -89,53 +96,6 @@ class MaskSummary:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
-
-
-def check_folders(input_dir: Path, output_dir: Path) -> tuple[Path, Path]:
-    """Validate the two folders; returns them resolved.
-
-    Raises:
-        InputError: The input is missing or not a folder, the output is a file, or one folder
-            lies inside the other.
-    """
-    if not input_dir.exists():
-        raise InputError(f"Input folder {input_dir} does not exist.")
-    if not input_dir.is_dir():
-        raise InputError(f"{input_dir} is a file: pass the folder that holds the images.")
-    input_root = input_dir.resolve()
-    output_root = output_dir.resolve()
-    if output_root == input_root or output_root.is_relative_to(input_root):
-        raise InputError(
-            f"Output folder {output_dir} is inside the input folder {input_dir}: the masked "
-            "images would mix with the originals. Choose an output folder outside it."
-        )
-    if input_root.is_relative_to(output_root):
-        raise InputError(
-            f"Input folder {input_dir} is inside the output folder {output_dir}. "
-            "Choose an output folder that does not contain the input."
-        )
-    if output_root.exists() and not output_root.is_dir():
-        raise InputError(f"Output path {output_dir} is a file; pass a folder.")
-    return input_root, output_root
-
-
-def discover_images(root: Path) -> tuple[list[str], int]:
-    """Image files under ``root`` as sorted relative POSIX paths, and the count of other files.
-
-    Hidden files and folders (names starting with a dot) are skipped; folder links are not
-    followed.
-    """
-    paths, ignored = scan_image_files(root)
-    # sorted as relative POSIX strings: image i's seed depends on this exact order
-    return sorted(path.relative_to(root).as_posix() for path in paths), ignored
 
 
 def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> MaskSummary:
@@ -178,22 +138,12 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     if config.limit is not None:
         sources = sources[: config.limit]
     summary.selected = len(sources)
-    _check_reserved_names(sources, config)
+    check_reserved_names(sources, config)
     with output_writes(output_root, output_root):
         output_root.mkdir(parents=True, exist_ok=True)
 
-    # Rows of earlier runs: masks.csv, then the journals of one that stopped before rewriting it.
-    previous = read_records(output_root / MASKS_CSV)
-    previous.update(read_journals(output_root))
+    previous, tasks, kept = _plan(output_root, sources, config)
     start = journal_marks(output_root)
-    tasks: list[tuple[int, str]] = []
-    kept: list[dict] = []
-    for index, source in enumerate(sources):
-        old = previous.get(source)
-        if not config.overwrite and _is_done(output_root, source, config, old):
-            kept.append(old or existing_record(index, source))
-        else:
-            tasks.append((index, source))
     summary.skipped_existing = len(kept)
     summary.warnings.extend(
         settings_warnings(output_root / CONFIG_JSON, config.style_settings(), len(kept))
@@ -222,6 +172,23 @@ def run_mask(config: MaskConfig, progress: ProgressCallback | None = None) -> Ma
     return summary
 
 
+def _plan(output_root: Path, sources: list[str], config: MaskConfig):
+    """``(previous, tasks, kept)``: the rows of earlier runs (masks.csv, then the journals of one
+    that stopped before rewriting it), the ``(index, source)`` pairs to mask, and the rows of
+    images whose outputs exist already (kept unless ``--overwrite``)."""
+    previous = read_records(output_root / MASKS_CSV)
+    previous.update(read_journals(output_root))
+    tasks: list[tuple[int, str]] = []
+    kept: list[dict] = []
+    for index, source in enumerate(sources):
+        old = previous.get(source)
+        if not config.overwrite and is_done(output_root, source, config, old):
+            kept.append(old or existing_record(index, source))
+        else:
+            tasks.append((index, source))
+    return previous, tasks, kept
+
+
 def _open_cluster(address: str, input_root: Path, output_root: Path, sample: str,
                   summary: MaskSummary):
     """Connect to the Ray cluster and check that every node can do the work."""
@@ -246,7 +213,7 @@ def _process(config: MaskConfig, tasks: list[tuple[int, str]], sources: list[str
         with output_writes(output_root, output_root / CONFIG_JSON):
             write_atomic(output_root / CONFIG_JSON, json.dumps(config.to_dict(), indent=2).encode())
 
-    folders = _output_folders(output_root, sources, config.save_masks)
+    folders = output_folders(output_root, sources, config.save_masks)
     remove_temp_files(folders)
     records: list[dict] = []
     try:
@@ -385,33 +352,3 @@ def _count(summary: MaskSummary, records: list[dict]) -> None:
         }
     if summary.processing_s > 0:
         summary.images_per_s = summary.processed / summary.processing_s
-
-
-def _check_reserved_names(sources: list[str], config: MaskConfig) -> None:
-    for source in sources:
-        if config.save_masks and source.split("/", 1)[0] == MASKS_DIR:
-            raise InputError(
-                f"The input holds a top-level {MASKS_DIR}/ folder ({source}), where --save-masks "
-                "writes the binary masks. Rename that folder or drop --save-masks."
-            )
-        if config.preview and source == PREVIEW_PNG:
-            raise InputError(
-                f"The input holds a top-level {PREVIEW_PNG}, the name --preview writes. "
-                "Rename that file or drop --preview."
-            )
-
-
-def _is_done(output_root: Path, source: str, config: MaskConfig, old: dict | None) -> bool:
-    if not (output_root / source).is_file():
-        return False
-    if not config.save_masks or (old is not None and old.get("status") == COPIED):
-        return True
-    return (output_root / mask_path_for(source)).is_file()
-
-
-def _output_folders(output_root: Path, sources: list[str], save_masks: bool) -> list[Path]:
-    parents = sorted({os.path.dirname(source) for source in sources})
-    folders = [output_root / parent for parent in parents]
-    if save_masks:
-        folders += [output_root / MASKS_DIR / parent for parent in parents]
-    return folders

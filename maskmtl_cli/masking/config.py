@@ -7,6 +7,7 @@ from pathlib import Path
 
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.schema import DEFAULT_MASK_DETECTOR, MASK_DETECTORS
+from maskmtl_cli.schema import check_choice as _check_choice
 
 FACE_MODES = ("largest", "all")
 ON_FAIL_MODES = ("skip", "copy")
@@ -132,11 +133,6 @@ def parse_mix_option(text: str | None) -> tuple[tuple[str, float], ...] | None:
     from maskmtl_cli.masking.style import parse_mix
 
     return tuple(parse_mix(text).items())
-
-
-def _check_choice(what: str, value: str, choices) -> None:
-    if value not in choices:
-        raise InputError(f"Unknown {what} {value!r}. Choose one of: {', '.join(choices)}.")
 
 
 def _check_range(option: str, value: int, low: int, high: int) -> None:

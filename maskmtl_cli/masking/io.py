@@ -23,12 +23,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from maskmtl_cli.errors import FULL_DISK, PLACE_ERRORS, DataError, OutputError
-
 from maskmtl_cli.data.files import IMAGE_SUFFIXES  # noqa: F401  (outputs keep the input's suffix)
+from maskmtl_cli.errors import FULL_DISK, PLACE_ERRORS, DataError, OutputError
+from maskmtl_cli.io import TEMP_SUFFIX, temp_path_for  # noqa: F401  (re-exported)
+from maskmtl_cli.io import write_bytes_atomic as write_atomic  # noqa: F401  (re-exported)
 
 #: Suffix of the temporary files behind atomic writes (hidden: they start with a dot).
-TEMP_SUFFIX = ".maskmtl-tmp"
 _JPEG_SUFFIXES = (".jpg", ".jpeg")
 
 
@@ -168,29 +168,6 @@ def encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise DataError("OpenCV could not encode a PNG image.")
     return encoded.tobytes()
-
-
-def temp_path_for(target: Path) -> Path:
-    """The hidden temporary file an atomic write of ``target`` goes through."""
-    return target.with_name(f".{target.name}.{os.getpid()}{TEMP_SUFFIX}")
-
-
-def write_atomic(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` via a temporary file and ``os.replace``.
-
-    The temporary file is removed on any failure, Ctrl-C included.
-    """
-    temp = temp_path_for(target)
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
 
 
 @contextmanager

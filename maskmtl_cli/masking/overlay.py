@@ -238,34 +238,14 @@ def apply_mask(image: np.ndarray, landmarks: np.ndarray, style: MaskStyle,
     coordinates = _map_coordinates(corners, maps.raster_vertices[used], shape)
     alpha, shade, glint, shadow = cv2.split(cv2.remap(
         maps.surface, coordinates, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT))
-    textured = style.texture != "plain" and style.texture_weight > 0
 
     # Colour: (textured) albedo x shading x the photo's light, premultiplied by coverage.
     region = image[y0:y1, x0:x1]
     tone = _scene_tone(image)
     light = _scene_light(region, scale, shape)
-    light_alpha = light * alpha
     base = to_unit(style.colour)
-    if textured:
-        texture = make_texture(style.texture, base, rng, scale * factor)
-        weight = np.float32(style.texture_weight)
-        tile = (texture.tile * weight + (1 - weight) * base) * tone
-        per_unit = tile.shape[0] / texture.period
-        cos, sin = np.cos(texture.angle) * per_unit, np.sin(texture.angle) * per_unit
-        rotation = np.float32([[cos, -sin, texture.offset[0]], [sin, cos, texture.offset[1]]])
-        uv = cv2.remap(maps.uv, coordinates, None, cv2.INTER_LINEAR)
-        tex_xy = cv2.transform(uv, rotation)
-        body = cv2.remap(tile, tex_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
-        body *= (shade * light_alpha)[..., None]
-    else:
-        body = (shade * light_alpha)[..., None] * (base * tone)
-    body += (glint * light_alpha)[..., None] * tone
-    if maps.detail is not None:
-        tint = _pick(geometry.spec.get("detail_colours", {}), rng, base) * tone
-        detail_lum, detail_alpha = cv2.split(cv2.remap(maps.detail, coordinates, None,
-                                                        cv2.INTER_LINEAR))
-        body += detail_alpha[..., None] * ((detail_lum * light_alpha)[..., None] * tint - body)
-    np.minimum(body, alpha[..., None], out=body)
+    body = _paint_body(style, maps, geometry, coordinates, (alpha, shade, glint),
+                       light * alpha, tone, rng, scale * factor)
 
     # Premultiplied RGBA: the body over the straps; the shadow falls outside both.
     strap_colour = _pick(geometry.spec.get("loop_colours", {}), rng, base)
@@ -291,3 +271,38 @@ def apply_mask(image: np.ndarray, landmarks: np.ndarray, style: MaskStyle,
     masked[y0:y1, x0:x1] = np.clip(out, 0, 255).astype(np.uint8)
     covered[y0:y1, x0:x1] = (coverage >= 0.5).astype(np.uint8) * 255
     return masked, covered
+
+
+def _paint_body(style: MaskStyle, maps, geometry, coordinates, surface, light_alpha, tone,
+                rng: np.random.Generator, pixels_per_unit: float) -> np.ndarray:
+    """The mask body on the canvas, premultiplied RGB: the (textured) albedo x shading x the
+    photo's light, plus the highlight and the template's details (clips, valves).
+
+    Args:
+        surface: The remapped ``(alpha, shade, glint)`` maps of the template.
+        light_alpha: The photo's light times the coverage.
+        pixels_per_unit: Canvas pixels per canonical unit (the texture's scale).
+    """
+    alpha, shade, glint = surface
+    base = to_unit(style.colour)
+    if style.texture != "plain" and style.texture_weight > 0:
+        texture = make_texture(style.texture, base, rng, pixels_per_unit)
+        weight = np.float32(style.texture_weight)
+        tile = (texture.tile * weight + (1 - weight) * base) * tone
+        per_unit = tile.shape[0] / texture.period
+        cos, sin = np.cos(texture.angle) * per_unit, np.sin(texture.angle) * per_unit
+        rotation = np.float32([[cos, -sin, texture.offset[0]], [sin, cos, texture.offset[1]]])
+        uv = cv2.remap(maps.uv, coordinates, None, cv2.INTER_LINEAR)
+        tex_xy = cv2.transform(uv, rotation)
+        body = cv2.remap(tile, tex_xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+        body *= (shade * light_alpha)[..., None]
+    else:
+        body = (shade * light_alpha)[..., None] * (base * tone)
+    body += (glint * light_alpha)[..., None] * tone
+    if maps.detail is not None:
+        tint = _pick(geometry.spec.get("detail_colours", {}), rng, base) * tone
+        detail_lum, detail_alpha = cv2.split(cv2.remap(maps.detail, coordinates, None,
+                                                        cv2.INTER_LINEAR))
+        body += detail_alpha[..., None] * ((detail_lum * light_alpha)[..., None] * tint - body)
+    np.minimum(body, alpha[..., None], out=body)
+    return body

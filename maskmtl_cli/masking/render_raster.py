@@ -217,6 +217,33 @@ def render_template(spec: dict, landmarks: np.ndarray, ppcu: float):
     radius = surface["pillow_radius"]
     inflation = np.sqrt(1.0 - (1.0 - np.minimum(dist_in / radius, 1.0)) ** 2)
     height = height + surface["pillow"] * inflation
+    height, occlusion, detail = _features(spec, points, canvas, height, inside, dist_in)
+    height = canvas.blur(height.astype(np.float32), 0.008)
+    grad_y, grad_x = np.gradient(height * ppcu)
+    shade, specular = _shading(spec, canvas, height, (grad_x, grad_y), occlusion, dist_in)
+
+    # The mask's soft shadow on the skin just outside its edge (light from the upper left).
+    shift = np.float32([[1, 0, 0.02 * ppcu], [0, 1, 0.035 * ppcu]])
+    shadow = cv2.warpAffine(alpha, shift, (cols, rows))
+    shadow = canvas.blur(shadow, 0.03) * (1.0 - alpha)
+
+    # Surface (u, v): arc length over the height field, u measured from the face midline.
+    u = np.cumsum(np.sqrt(1.0 + grad_x**2), axis=1) / ppcu
+    midline = int(np.clip(np.round(-origin[0] * ppcu), 0, cols - 1))
+    u = u - u[:, midline:midline + 1]
+    v = np.cumsum(np.sqrt(1.0 + grad_y**2), axis=0) / ppcu
+
+    surface_map = np.dstack([alpha, shade, specular, shadow]).astype(np.float32)
+    uv = np.dstack([u, v]).astype(np.float32)
+    return origin.astype(np.float32), surface_map, uv, detail
+
+
+def _features(spec: dict, points: dict, canvas: "_Canvas", height: np.ndarray,
+              inside: np.ndarray, dist_in: np.ndarray):
+    """Seams, rims, pleats, nose clips and valves: ``(height, occlusion, detail)`` with each
+    feature's height and occlusion added, and the (luminance, alpha) detail map."""
+    ppcu = canvas.ppcu
+    rows, cols = canvas.shape
     occlusion = np.ones((rows, cols), np.float32)
     detail_lum = np.zeros((rows, cols), np.float32)
     detail_alpha = np.zeros((rows, cols), np.float32)
@@ -246,10 +273,15 @@ def render_template(spec: dict, landmarks: np.ndarray, ppcu: float):
             raise ValueError(f"unknown feature type {kind!r} in template {spec['name']!r}")
         height = height + extra
         occlusion = occlusion * occ
-    height = canvas.blur(height.astype(np.float32), 0.008)
+    return height, occlusion, np.dstack([detail_lum, detail_alpha]).astype(np.float32)
 
-    # Shading: Lambert plus a faint Blinn highlight, occlusion in creases, darker at the edges.
-    grad_y, grad_x = np.gradient(height * ppcu)
+
+def _shading(spec: dict, canvas: "_Canvas", height: np.ndarray, gradient, occlusion,
+             dist_in: np.ndarray):
+    """Lambert plus a faint Blinn highlight, occlusion in creases, darker at the edges, and a
+    fixed grain: ``(shade, specular)``."""
+    surface = spec["surface"]
+    grad_x, grad_y = gradient
     norm = np.sqrt(grad_x**2 + grad_y**2 + 1.0)
     normal = (-grad_x / norm, -grad_y / norm, 1.0 / norm)
     lit = normal[0] * LIGHT[0] + normal[1] * LIGHT[1] + normal[2] * LIGHT[2]
@@ -262,22 +294,8 @@ def render_template(spec: dict, landmarks: np.ndarray, ppcu: float):
     crease = np.clip((canvas.blur(height, 0.03) - height) / 0.012, 0.0, 1.0)
     shade *= occlusion * (1.0 - 0.25 * crease)
     shade *= 1.0 - surface["edge_dark"] * (1.0 - _smoothstep(0.0, 0.12, dist_in))
+    rows, cols = canvas.shape
     noise = np.random.default_rng(zlib.crc32(spec["name"].encode())).standard_normal((rows, cols))
     noise = cv2.GaussianBlur(noise.astype(np.float32), (0, 0), 0.7)
     shade *= 1.0 + surface["grain"] * noise / max(float(noise.std()), 1e-6)
-
-    # The mask's soft shadow on the skin just outside its edge (light from the upper left).
-    shift = np.float32([[1, 0, 0.02 * ppcu], [0, 1, 0.035 * ppcu]])
-    shadow = cv2.warpAffine(alpha, shift, (cols, rows))
-    shadow = canvas.blur(shadow, 0.03) * (1.0 - alpha)
-
-    # Surface (u, v): arc length over the height field, u measured from the face midline.
-    u = np.cumsum(np.sqrt(1.0 + grad_x**2), axis=1) / ppcu
-    midline = int(np.clip(np.round(-origin[0] * ppcu), 0, cols - 1))
-    u = u - u[:, midline:midline + 1]
-    v = np.cumsum(np.sqrt(1.0 + grad_y**2), axis=0) / ppcu
-
-    surface_map = np.dstack([alpha, shade, specular, shadow]).astype(np.float32)
-    uv = np.dstack([u, v]).astype(np.float32)
-    detail = np.dstack([detail_lum, detail_alpha]).astype(np.float32)
-    return origin.astype(np.float32), surface_map, uv, detail
+    return shade, specular

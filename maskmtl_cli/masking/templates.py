@@ -1,6 +1,6 @@
 """Mask templates: the canonical face frame, template definitions and their cached maps.
 
-The files in ``maskmtl_cli/assets/masks/`` are written by ``build_templates.py``:
+The files in ``maskmtl_cli/assets/masks/`` are written by ``tools/build_templates.py``:
 ``face_frame.json`` (a canonical frontal face in iBUG-68 order and the triangle mesh used to warp
 it onto a real face) and one ``<template>.json`` per mask, whose control points are weighted
 combinations of landmarks. Everything derived from them (maps, mesh coordinates, strap paths) is
@@ -112,11 +112,11 @@ def _read_json(filename: str) -> dict:
     except FileNotFoundError:
         raise InputError(
             f"Mask template file {path} is missing. Reinstall maskmtl, or regenerate the "
-            "templates with: python -m maskmtl_cli.masking.build_templates"
+            "templates with: python -m tools.build_templates"
         ) from None
     except json.JSONDecodeError as error:
         raise InputError(f"Mask template file {path} is not valid JSON ({error}). Regenerate "
-                         "it with: python -m maskmtl_cli.masking.build_templates") from None
+                         "it with: python -m tools.build_templates") from None
 
 
 def check_template(name: str) -> str:

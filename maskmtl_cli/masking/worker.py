@@ -19,6 +19,7 @@ import numpy as np
 
 from maskmtl_cli.data.files import MASKS_DIR
 from maskmtl_cli.errors import DataError, OutputError
+from maskmtl_cli.faces.landmarks import DlibLandmarker
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.masking.io import (
     ImageReadError,
@@ -29,7 +30,6 @@ from maskmtl_cli.masking.io import (
     write_atomic,
 )
 from maskmtl_cli.masking.journal import JOURNAL, JournalWriter
-from maskmtl_cli.masking.landmarks import DlibLandmarker
 from maskmtl_cli.masking.records import COPIED, FAILED, new_record
 
 #: Timed stages, reported per image in the summary (``encode`` includes the file writes).
@@ -88,11 +88,21 @@ class MaskWorker:
         return record
 
     def _mask(self, index: int, source: str, record: dict, timings: dict) -> None:
-        from maskmtl_cli.masking.overlay import apply_mask
-        from maskmtl_cli.masking.style import choose_style
-
-        config = self.config
         clock = time.perf_counter()
+        image, gray = self._decode(source, record)
+        clock = _lap(timings, "decode", clock)
+        boxes = self._find_boxes(image, gray)
+        clock = _lap(timings, "detect", clock)
+        points = [self.landmarker.landmarks(gray, box) for box in boxes]
+        clock = _lap(timings, "landmarks", clock)
+        rgb, covered, styles = self._overlay(index, image, points)
+        clock = _lap(timings, "overlay", clock)
+        self._save(source, record, image, rgb, covered, styles, boxes)
+        _lap(timings, "encode", clock)
+
+    def _decode(self, source: str, record: dict):
+        """The image and its grayscale copy (for the detectors); ImageReadError when too
+        small."""
         image = read_image(self.input_root / source)
         record["width"], record["height"] = image.width, image.height
         if min(image.width, image.height) < MIN_IMAGE_SIDE:
@@ -104,8 +114,11 @@ class MaskWorker:
             gray = np.ascontiguousarray(image.bgr[:, :, 0])
         else:
             gray = cv2.cvtColor(image.bgr, cv2.COLOR_BGR2GRAY)
-        clock = _lap(timings, "decode", clock)
+        return image, gray
 
+    def _find_boxes(self, image, gray: np.ndarray) -> list:
+        """The face boxes to mask (only the largest with ``--faces largest``)."""
+        config = self.config
         rgb = None if image.grayscale else image.bgr[:, :, ::-1]
         boxes = self.landmarker.find_boxes(gray, rgb)
         if not boxes:
@@ -114,15 +127,18 @@ class MaskWorker:
                 "no_face", f"no face found by the {config.detector} detector{hint} "
                 "(or --aligned for face crops)"
             )
-        if config.faces == "largest":
-            boxes = boxes[:1]
-        clock = _lap(timings, "detect", clock)
-        points = [self.landmarker.landmarks(gray, box) for box in boxes]
-        clock = _lap(timings, "landmarks", clock)
+        return boxes[:1] if config.faces == "largest" else boxes
 
+    def _overlay(self, index: int, image, points: list) -> tuple[np.ndarray, np.ndarray, list]:
+        """One mask per face, drawn from the image's own seed ``(seed, index)``: the masked RGB
+        image, the union of the covered areas and the styles."""
+        from maskmtl_cli.masking.overlay import apply_mask
+        from maskmtl_cli.masking.style import choose_style
+
+        config = self.config
         rng = np.random.default_rng([config.seed, index])
         rgb = cv2.cvtColor(image.bgr, cv2.COLOR_BGR2RGB)
-        covered = np.zeros(gray.shape, dtype=np.uint8)
+        covered = np.zeros(rgb.shape[:2], dtype=np.uint8)
         styles = []
         for face_points in points:
             style = choose_style(
@@ -132,8 +148,12 @@ class MaskWorker:
             rgb, face_mask = apply_mask(rgb, face_points, style, rng)
             np.maximum(covered, face_mask, out=covered)
             styles.append(style)
-        clock = _lap(timings, "overlay", clock)
+        return rgb, covered, styles
 
+    def _save(self, source: str, record: dict, image, rgb: np.ndarray, covered: np.ndarray,
+              styles: list, boxes: list) -> None:
+        """Write the masked image (and its mask), with its row logged first."""
+        config = self.config
         suffix = os.path.splitext(source)[1]
         alpha = None if image.alpha is None else np.maximum(image.alpha, covered)
         data = encode_image(
@@ -157,7 +177,6 @@ class MaskWorker:
         )
         self._log(record)  # before the output appears: an output always has its row
         self._write(source, data)
-        _lap(timings, "encode", clock)
 
     def _fail(self, source: str, record: dict, reason: str, detail: str) -> None:
         record.update(status=FAILED, reason=reason, detail=detail, output="", mask="", faces=0)

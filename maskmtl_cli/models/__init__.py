@@ -13,7 +13,6 @@ from maskmtl_cli.models.architectures import (
     get_preset,
     min_image_size,
     soft_sharing_groups,
-    validate_tasks,
 )
 from maskmtl_cli.models.losses import UncertaintyWeighting, soft_sharing_penalty, task_losses
 from maskmtl_cli.models.multi_task_trainer import MultiTaskTrainer
@@ -33,5 +32,4 @@ __all__ = [
     "soft_sharing_groups",
     "soft_sharing_penalty",
     "task_losses",
-    "validate_tasks",
 ]

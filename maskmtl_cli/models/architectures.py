@@ -36,7 +36,7 @@ head; others: encoder + branch + head), tied by the L2 penalty of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 from keras import layers
@@ -50,12 +50,9 @@ from maskmtl_cli.models.task_graph import (  # noqa: F401  (min_image_size: re-e
     checked_tasks,
     min_image_size,
 )
-from maskmtl_cli.tasks import CLASSIFICATION, RACE_NAMES, SEGMENTATION, TaskSpec, is_sigmoid
-# The names and the task parser live in the Keras-free training config, which the CLI imports.
-from maskmtl_cli.training.config import ARCHITECTURES, TASKS  # noqa: F401  (re-exported)
-from maskmtl_cli.training.config import parse_tasks as validate_tasks  # noqa: F401
+from maskmtl_cli.schema import ARCHITECTURES  # noqa: F401  (re-exported)
+from maskmtl_cli.tasks import CLASSIFICATION, SEGMENTATION, UTKFACE_TASK_NAMES, TaskSpec, is_sigmoid
 
-NUM_RACES = len(RACE_NAMES)
 #: Batch-norm momentum. Keras' default (0.99) lets the moving variance forget its initial 1.0
 #: only after thousands of steps; the first conv block's outputs have a variance near 0.005, so
 #: with 0.99 the first epochs validated at chance level (docs/train.md).
@@ -98,93 +95,38 @@ class Preset:
     head_activation: str = "relu"
 
 
+#: The paper's ~0.3M-parameter convolutional feature extractor (shared encoder + gender and race
+#: branch blocks: 292,448 parameters), narrow where feature maps are large so that it trains at
+#: >300 images/s on a 2-core CPU (docs/train.md). The other presets differ from it as written.
+_COMPACT = Preset(
+    encoder_filters=(16, 32, 96),
+    encoder_slopes=(0.3, 0.3, 0.1),
+    encoder_pools=("max", "avg", "avg"),
+    branch_filters=128,
+    branch_slope=0.1,
+    branch_pool="avg",
+    dense_units=(128, 64),
+    dropout=0.3,
+)
+#: Sweep candidates (issue 12): the compact and wide encoders with pooled SiLU heads.
+_COMPACT_GAP = replace(_COMPACT, dense_units=(128,), head_pooling="gap", head_activation="silu")
+_WIDE_FILTERS = (32, 64, 128)
+
 PRESETS: dict[str, Preset] = {
     # The released MaskMTL notebook: 13,225,767 parameters (hierarchical, 3 tasks, 48x48 gray).
-    "notebook": Preset(
-        encoder_filters=(160, 192, 224),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=224,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(896, 896),
-        dropout=0.5,
-    ),
-    # The paper's ~0.3M-parameter convolutional feature extractor (shared encoder + gender and
-    # race branch blocks: 292,448 parameters), narrow where feature maps are large so that it
-    # trains at >300 images/s on a 2-core CPU (docs/train.md).
-    "compact": Preset(
-        encoder_filters=(16, 32, 96),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=128,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(128, 64),
-        dropout=0.3,
-    ),
+    "notebook": replace(_COMPACT, encoder_filters=(160, 192, 224), branch_filters=224,
+                        dense_units=(896, 896), dropout=0.5),
+    "compact": _COMPACT,
     # Twice the compact encoder's early widths (compute goes mostly to the first two blocks):
     # 1.8M parameters at 64x64 RGB, about 2.3x the compact preset's training time.
-    "wide": Preset(
-        encoder_filters=(32, 64, 128),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=128,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(128, 64),
-        dropout=0.3,
-    ),
-    # Sweep candidates (issue 12): the compact and wide encoders with pooled SiLU heads, and a
-    # deeper compact encoder (two convs in blocks 2 and 3).
-    "compact-gap": Preset(
-        encoder_filters=(16, 32, 96),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=128,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(128,),
-        dropout=0.3,
-        head_pooling="gap",
-        head_activation="silu",
-    ),
-    "wide-gap": Preset(
-        encoder_filters=(32, 64, 128),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=128,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(128,),
-        dropout=0.3,
-        head_pooling="gap",
-        head_activation="silu",
-    ),
-    "deep": Preset(
-        encoder_filters=(16, 32, 96),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=128,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(128,),
-        dropout=0.3,
-        convs_per_block=(1, 2, 2),
-        head_pooling="gap",
-        head_activation="silu",
-    ),
+    "wide": replace(_COMPACT, encoder_filters=_WIDE_FILTERS),
+    "compact-gap": _COMPACT_GAP,
+    "wide-gap": replace(_COMPACT_GAP, encoder_filters=_WIDE_FILTERS),
+    # A deeper compact encoder (two convs in blocks 2 and 3) with the pooled SiLU heads.
+    "deep": replace(_COMPACT_GAP, convs_per_block=(1, 2, 2)),
     # Smallest sensible network: smoke tests and quick experiments.
-    "tiny": Preset(
-        encoder_filters=(8, 16, 16),
-        encoder_slopes=(0.3, 0.3, 0.1),
-        encoder_pools=("max", "avg", "avg"),
-        branch_filters=16,
-        branch_slope=0.1,
-        branch_pool="avg",
-        dense_units=(16,),
-        dropout=0.2,
-    ),
+    "tiny": replace(_COMPACT, encoder_filters=(8, 16, 16), branch_filters=16, dense_units=(16,),
+                    dropout=0.2),
 }
 
 
@@ -200,7 +142,7 @@ def get_preset(name: str) -> Preset:
 
 def build_network(
     arch: str = "hierarchical",
-    tasks=TASKS,
+    tasks=UTKFACE_TASK_NAMES,
     preset: str | Preset = "compact",
     image_size: int = 48,
     color_mode: str = "gray",

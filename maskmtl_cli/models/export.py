@@ -120,7 +120,7 @@ def export_keras_file(model_path: str | Path, onnx_path: str | Path,
 
     The tasks come from the ``tasks.json`` beside ``model_path`` when there is one.
     """
-    from maskmtl_cli.training.backend import import_keras_quietly
+    from maskmtl_cli.backend import import_keras_quietly
 
     keras = import_keras_quietly()
     import maskmtl_cli.models  # noqa: F401  (registers the custom layers)
@@ -132,7 +132,7 @@ def export_keras_file(model_path: str | Path, onnx_path: str | Path,
         raise ModelError(f"Cannot load model '{model_path}' to export it to ONNX: {reason}. "
                          "The file may be truncated; retrain it with `maskmtl train` or pass "
                          "another model.") from None
-    from maskmtl_cli.inference import check_keras_model
+    from maskmtl_cli.model_schema import check_keras_model
 
     found = read_task_file(Path(model_path).parent)
     specs = found[0] if found else None
@@ -199,7 +199,7 @@ def check_parity(network, onnx_path: Path, images: np.ndarray | None = None,
         images: The batch to compare on; None draws 8 random images (seed 0).
         specs: The network's task specs (the kind of each output sets its tolerance).
     """
-    from maskmtl_cli.inference import OnnxModel
+    from maskmtl_cli.onnx_model import OnnxModel
 
     if images is None:
         size, channels = network.input_shape[1], network.input_shape[3]

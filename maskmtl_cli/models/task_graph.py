@@ -14,18 +14,18 @@ from typing import Callable
 
 from maskmtl_cli.errors import InputError
 from maskmtl_cli.models.segmentation import check_segmentation_size
+from maskmtl_cli.schema import AGE_LOSSES, ARCHITECTURES
 from maskmtl_cli.tasks import (
     CLASSIFICATION,
     UTKFACE_TASK_NAMES,
     TaskSpec,
     attach_block,
     branch_parent,
-    default_spec,
     check_task_graph,
+    default_spec,
     order_tasks,
     pooling_depth,
 )
-from maskmtl_cli.training.config import AGE_LOSSES, ARCHITECTURES
 
 
 def network_tasks(tasks) -> tuple[TaskSpec, ...]:

@@ -8,6 +8,14 @@ The entry point for Python users is ``predict_image``::
 Heavy libraries (TensorFlow, Keras, OpenCV, dlib) load on first use, not on import.
 """
 
-from maskmtl_cli.prediction.predict import FaceRecord, predict_image, read_image
-
 __all__ = ["FaceRecord", "predict_image", "read_image"]
+
+
+def __getattr__(name: str):
+    """``FaceRecord``, ``predict_image`` and ``read_image`` from ``prediction.predict``, imported
+    on first use: the CLI reads ``prediction.config`` for its help without loading numpy."""
+    if name in __all__:
+        from maskmtl_cli.prediction import predict
+
+        return getattr(predict, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,11 +16,10 @@ from typing import Callable
 
 import numpy as np
 
-from maskmtl_cli.errors import DataError, ImageTooLargeError, InputError
-from maskmtl_cli.prediction.alignment import square_crop, to_model_input
-
 #: File suffixes read from folders (case-insensitive). Files named explicitly are always tried.
 from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
+from maskmtl_cli.errors import DataError, ImageTooLargeError, InputError
+from maskmtl_cli.faces.alignment import square_crop, to_model_input
 
 #: The input that stands for standard input, and its name in output folders.
 STDIN = Path("-")

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
-from maskmtl_cli.inference import ENGINES
-from maskmtl_cli.prediction.alignment import align_face, square_crop, to_model_input
-from maskmtl_cli.prediction.detection import (
+from maskmtl_cli.faces.alignment import align_face, square_crop, to_model_input
+from maskmtl_cli.faces.detection import (
     DEFAULT_DETECTOR,
     Face,
     check_detector_name,
     get_detector,
 )
+from maskmtl_cli.inference import ENGINES
+from maskmtl_cli.prediction.config import FACE_MODES, PredictConfig  # noqa: F401  (re-exported)
 from maskmtl_cli.prediction.inputs import (
     InputImage,
     check_output_dirs,
@@ -30,6 +31,7 @@ from maskmtl_cli.prediction.inputs import (
     read_aligned_input,
     read_image,
 )
+from maskmtl_cli.prediction.outputs import Pending, cam_batches, save_cams, save_masks
 from maskmtl_cli.prediction.records import FaceRecord, make_records
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,28 +43,8 @@ DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "mas
 #: A photo without a face that is about square and at most this many pixels on its longer side
 #: looks like an aligned face crop: the message then suggests ``--aligned``.
 _CROP_LIKE_SIDE = 512
-FACE_MODES = ("all", "largest")
 #: With --annotate, photos are kept in memory until their faces are predicted; flush this often.
 _MAX_PENDING_PHOTOS = 16
-
-
-@dataclass(frozen=True)
-class PredictConfig:
-    """Options of one `maskmtl predict` run (defaults are the CLI's)."""
-
-    inputs: tuple[Path, ...]
-    model: Path | None = None
-    detector: str = DEFAULT_DETECTOR
-    aligned: bool = False
-    faces: str = "all"
-    min_face: int = 20
-    flip: bool = False
-    strict: bool = False
-    batch_size: int = 256
-    annotate_dir: Path | None = None
-    cam_dir: Path | None = None
-    engine: str = "onnx"
-    masks_dir: Path | None = None  # predicted mask PNGs (a model with a segmentation head)
 
 
 @dataclass
@@ -132,7 +114,7 @@ def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
     return [(face, align_face(image, face)) for face in found]
 
 
-def predict_image(image: np.ndarray, model: "keras.Model | str | Path",
+def predict_image(image: np.ndarray, model: keras.Model | str | Path,
                   detector: str = DEFAULT_DETECTOR, *, aligned: bool = False,
                   faces: str = "all", min_face: int = 20, flip: bool = False, file: str = "",
                   engine: str = "onnx") -> list[FaceRecord]:
@@ -184,17 +166,6 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return image
 
 
-@dataclass
-class _Pending:
-    """A photo whose faces are aligned but not yet predicted."""
-
-    image: InputImage
-    photo: np.ndarray | None
-    faces: list[Face]
-    crops: list[np.ndarray]
-    inputs: list[np.ndarray]
-
-
 def validate_config(config: PredictConfig) -> None:
     """InputError for option values the CLI's parser would also reject."""
     if not config.aligned:
@@ -212,7 +183,7 @@ def validate_config(config: PredictConfig) -> None:
 
 
 def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | None = None,
-                model: "keras.Model | None" = None) -> PredictResult:
+                model: keras.Model | None = None) -> PredictResult:
     """Predict every face in the given files and folders.
 
     Args:
@@ -229,15 +200,6 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
         ModelError: The model is missing, corrupt or incompatible.
         DataError: Not one input could be read as an image.
     """
-    from maskmtl_cli.inference import (
-        has_segmentation,
-        input_spec,
-        load_model,
-        model_tasks,
-        predict_arrays,
-        task_specs,
-    )
-
     validate_config(config)
     check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir,
                       masks_dir=config.masks_dir)
@@ -245,92 +207,23 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
                                                config.masks_dir) if folder)
     images = collect_images(config.inputs, exclude=outputs_dirs)
     check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir, images)
-    model_path = Path(config.model) if config.model is not None else default_model_path()
-    if model is None:
-        # Grad-CAM needs Keras' gradients; everything else runs on ONNX Runtime by default.
-        model = load_model(model_path, "keras" if config.cam_dir is not None else config.engine)
-    if config.masks_dir is not None and not has_segmentation(model):
-        raise InputError(f"--masks needs a model with a segmentation head; {model_path} has "
-                         "none. Train one with `maskmtl train --segmentation`.")
-    specs = task_specs(model)
-    size, color_mode = input_spec(model)
-    detector = None if config.aligned else config.detector
-    if detector is not None:
-        get_detector(detector)  # Build it now so a failure is reported before any work.
-    cam = None
-    if config.cam_dir is not None:
-        from maskmtl_cli.prediction.gradcam import GradCam
-
-        cam = GradCam(model, model_tasks(model))
-    result = PredictResult([], model_path, detector or "aligned",
+    session = _Session.open(config, model)
+    result = PredictResult([], session.model_path, session.detector or "aligned",
                            annotate_dir=config.annotate_dir, cam_dir=config.cam_dir,
                            masks_dir=config.masks_dir)
-    pending: list[_Pending] = []
-
-    def flush() -> None:
-        batch = [array for item in pending for array in item.inputs]
-        outputs, heatmaps = {}, {}
-        if batch:
-            inputs = np.stack(batch)
-            outputs = predict_arrays(model, inputs, batch_size=config.batch_size,
-                                     flip=config.flip, segmentation=config.masks_dir is not None)
-            if cam is not None:
-                heatmaps = _cam_batches(cam, inputs, config.batch_size)
-        offset = 0
-        for item in pending:
-            records = make_records(str(item.image.path), item.faces, outputs, offset,
-                                   result.detector, specs)
-            result.records.extend(records)
-            if config.annotate_dir is not None:
-                from maskmtl_cli.prediction.render import annotate, save_image
-
-                result.annotated.append(save_image(config.annotate_dir / item.image.relative,
-                                                   annotate(item.photo, records)))
-            if cam is not None:
-                result.cams.extend(_save_cams(config.cam_dir, item, heatmaps, offset))
-            if config.masks_dir is not None:
-                result.masks.extend(_save_masks(config.masks_dir, item, outputs, offset,
-                                                config.aligned))
-            offset += len(item.faces)
-        pending.clear()
-
-    # --aligned without image outputs: decode straight to the model input, as training does.
-    fast_aligned = config.aligned and config.annotate_dir is None and cam is None
-
-    def load(image: InputImage):
-        if fast_aligned:
-            return None, read_aligned_input(image.path, size, color_mode)
-        return read_image(image.path), None
-
-    ahead = 2 * config.batch_size if fast_aligned else 4
-    for done, (image, future) in enumerate(prefetch(load, images, ahead), start=1):
+    batches = _Batches(session, result)
+    ahead = 2 * config.batch_size if session.fast_aligned else 4
+    for done, (image, future) in enumerate(prefetch(session.load, images, ahead), start=1):
         try:
             photo, ready = future.result()
         except DataError as error:
             result.unreadable.append((str(image.path), str(error)))
         else:
             result.images += 1
-            if ready is not None:
-                pairs, model_inputs = [(Face(ready[1], None, {}, "none"), None)], [ready[0]]
-            else:
-                pairs = face_crops(photo, detector, config.faces, config.min_face)
-                model_inputs = [to_model_input(crop, size, color_mode) for _, crop in pairs]
-            if not pairs:
-                result.no_face.append(str(image.path))
-                if photo is not None and looks_like_face_crop(photo):
-                    result.crop_like.append(str(image.path))
-            if pairs or config.annotate_dir is not None:
-                pending.append(_Pending(
-                    image, photo if config.annotate_dir is not None else None,
-                    [face for face, _ in pairs],
-                    [crop for _, crop in pairs] if cam is not None else [], model_inputs))
-            faces_pending = sum(len(item.faces) for item in pending)
-            if faces_pending >= config.batch_size or (
-                    config.annotate_dir is not None and len(pending) >= _MAX_PENDING_PHOTOS):
-                flush()
+            batches.add(session.prepare(image, photo, ready, result))
         if progress is not None:
             progress(done, len(images))
-    flush()
+    batches.flush()
     if result.images == 0:
         listed = "; ".join(reason for _, reason in result.unreadable[:5])
         raise DataError(f"None of the {len(images)} input files could be read as an image "
@@ -338,50 +231,130 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
     return result
 
 
-def _cam_batches(cam, inputs: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Grad-CAM over ``inputs`` in chunks of ``batch_size``."""
-    parts: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(inputs), batch_size):
-        for task, maps in cam(inputs[start:start + batch_size]).items():
-            parts.setdefault(task, []).append(maps)
-    return {task: np.concatenate(maps) for task, maps in parts.items()}
+@dataclass(frozen=True)
+class _Session:
+    """The model and detector of one run, and how each photo becomes model inputs."""
+
+    config: PredictConfig
+    model: object
+    model_path: Path
+    specs: tuple
+    size: int
+    color_mode: str
+    detector: str | None
+    cam: object | None
+
+    @classmethod
+    def open(cls, config: PredictConfig, model=None) -> _Session:
+        """Load the model (unless given) and build the detector, so failures come first."""
+        from maskmtl_cli.inference import has_segmentation, input_spec, load_model, task_specs
+
+        model_path = Path(config.model) if config.model is not None else default_model_path()
+        if model is None:
+            # Grad-CAM needs Keras' gradients; everything else runs on ONNX Runtime by default.
+            model = load_model(model_path,
+                               "keras" if config.cam_dir is not None else config.engine)
+        if config.masks_dir is not None and not has_segmentation(model):
+            raise InputError(f"--masks needs a model with a segmentation head; {model_path} "
+                             "has none. Train one with `maskmtl train --segmentation`.")
+        detector = None if config.aligned else config.detector
+        if detector is not None:
+            get_detector(detector)  # Build it now so a failure is reported before any work.
+        cam = None
+        if config.cam_dir is not None:
+            from maskmtl_cli.inference import model_tasks
+            from maskmtl_cli.prediction.gradcam import GradCam
+
+            cam = GradCam(model, model_tasks(model))
+        return cls(config, model, model_path, task_specs(model), *input_spec(model), detector,
+                   cam)
+
+    @property
+    def fast_aligned(self) -> bool:
+        """--aligned without image outputs: decode straight to the model input, as training
+        does."""
+        return self.config.aligned and self.config.annotate_dir is None and self.cam is None
+
+    def load(self, image: InputImage):
+        """``(photo, None)``, or ``(None, (model input, box))`` when ``fast_aligned``."""
+        if self.fast_aligned:
+            return None, read_aligned_input(image.path, self.size, self.color_mode)
+        return read_image(image.path), None
+
+    def prepare(self, image: InputImage, photo, ready, result: PredictResult) -> Pending | None:
+        """The photo's faces, crops and model inputs; notes a photo without a face in
+        ``result``. None when nothing of it waits for the forward pass."""
+        config = self.config
+        if ready is not None:
+            pairs, model_inputs = [(Face(ready[1], None, {}, "none"), None)], [ready[0]]
+        else:
+            pairs = face_crops(photo, self.detector, config.faces, config.min_face)
+            model_inputs = [to_model_input(crop, self.size, self.color_mode)
+                            for _, crop in pairs]
+        if not pairs:
+            result.no_face.append(str(image.path))
+            if photo is not None and looks_like_face_crop(photo):
+                result.crop_like.append(str(image.path))
+        if not pairs and config.annotate_dir is None:
+            return None
+        return Pending(image, photo if config.annotate_dir is not None else None,
+                       [face for face, _ in pairs],
+                       [crop for _, crop in pairs] if self.cam is not None else [],
+                       model_inputs)
 
 
-def _save_cams(folder: Path, item: _Pending, heatmaps: dict[str, np.ndarray],
-               offset: int) -> list[Path]:
-    """One PNG per face per task: ``<name>_face<i>_<task>.png`` beside the input's sub-path."""
-    from maskmtl_cli.prediction.render import cam_overlay, save_image
+class _Batches:
+    """Photos whose faces wait for one batched forward pass, flushed into the result."""
 
-    written = []
-    relative = item.image.relative
-    for index, crop in enumerate(item.crops):
-        for task, maps in heatmaps.items():
-            path = folder / relative.parent / f"{relative.stem}_face{index}_{task}.png"
-            written.append(save_image(path, cam_overlay(crop, maps[offset + index])))
-    return written
+    def __init__(self, session: _Session, result: PredictResult):
+        self.session = session
+        self.result = result
+        self.pending: list[Pending] = []
 
+    def add(self, item: Pending | None) -> None:
+        """Queue a photo; run the batch once it holds ``batch_size`` faces (or, with
+        --annotate, ``_MAX_PENDING_PHOTOS`` photos)."""
+        if item is not None:
+            self.pending.append(item)
+        config = self.session.config
+        if sum(len(item.faces) for item in self.pending) >= config.batch_size or (
+                config.annotate_dir is not None and len(self.pending) >= _MAX_PENDING_PHOTOS):
+            self.flush()
 
-def _save_masks(folder: Path, item: _Pending, outputs: dict[str, np.ndarray], offset: int,
-                aligned: bool) -> list[Path]:
-    """One PNG per face (255 = covered), ``<name>_face<i>.png`` beside the input's sub-path.
+    def flush(self) -> None:
+        """Predict every queued face at once, then write each photo's records and files."""
+        from maskmtl_cli.inference import predict_arrays
 
-    A mask is drawn in the frame of the face crop the model saw: the input's centred square at
-    its own size for ``--aligned`` inputs, the 200x200 aligned crop for detected faces.
-    """
-    import cv2
+        session, config = self.session, self.session.config
+        batch = [array for item in self.pending for array in item.inputs]
+        outputs, heatmaps = {}, {}
+        if batch:
+            inputs = np.stack(batch)
+            outputs = predict_arrays(session.model, inputs, batch_size=config.batch_size,
+                                     flip=config.flip, segmentation=config.masks_dir is not None)
+            if session.cam is not None:
+                heatmaps = cam_batches(session.cam, inputs, config.batch_size)
+        offset = 0
+        for item in self.pending:
+            records = make_records(str(item.image.path), item.faces, outputs, offset,
+                                   self.result.detector, session.specs)
+            self.result.records.extend(records)
+            self._write_files(item, records, outputs, heatmaps, offset)
+            offset += len(item.faces)
+        self.pending.clear()
 
-    from maskmtl_cli.prediction.alignment import CROP_SIZE
-    from maskmtl_cli.prediction.render import save_image
+    def _write_files(self, item: Pending, records, outputs, heatmaps, offset: int) -> None:
+        config, result = self.session.config, self.result
+        if config.annotate_dir is not None:
+            from maskmtl_cli.prediction.render import annotate, save_image
 
-    written = []
-    relative = item.image.relative
-    for index, face in enumerate(item.faces):
-        side = int(face.box[2]) if aligned else CROP_SIZE
-        covered = (outputs["segmentation"][offset + index] >= 0.5).astype(np.uint8) * 255
-        covered = cv2.resize(covered, (side, side), interpolation=cv2.INTER_NEAREST)
-        path = folder / relative.parent / f"{relative.stem}_face{index}.png"
-        written.append(save_image(path, covered))
-    return written
+            result.annotated.append(save_image(config.annotate_dir / item.image.relative,
+                                               annotate(item.photo, records)))
+        if self.session.cam is not None:
+            result.cams.extend(save_cams(config.cam_dir, item, heatmaps, offset))
+        if config.masks_dir is not None:
+            result.masks.extend(save_masks(config.masks_dir, item, outputs, offset,
+                                           config.aligned))
 
 
 def check_strict(result: PredictResult, config: PredictConfig) -> None:

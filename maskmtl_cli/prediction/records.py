@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
-from maskmtl_cli.prediction.detection import Face
+from maskmtl_cli.faces.detection import Face
 from maskmtl_cli.tasks import CLASSIFICATION, UTKFACE_TASK_NAMES, default_spec
 
 

@@ -7,45 +7,19 @@ attached to a paper's supplement as a whole.
 from __future__ import annotations
 
 import json
-import math
-import os
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from maskmtl_cli.io import json_ready, write_text_atomic
 from maskmtl_cli.reports import plots, tables
-
-
-def json_ready(value: Any) -> Any:
-    """A copy of ``value`` that ``json.dumps`` accepts: numpy scalars to Python, NaN to None."""
-    if isinstance(value, dict):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_text(path: Path, text: str) -> Path:
-    """Write atomically, so an interrupted run never leaves half a file behind."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8", newline="")
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return path
 
 
 def write_metrics_json(metrics: dict[str, Any], path: Path) -> Path:
     """Write the metrics dictionary as indented JSON."""
-    return write_text(path, json.dumps(json_ready(metrics), indent=2, allow_nan=False) + "\n")
+    text = json.dumps(json_ready(metrics), indent=2, allow_nan=False)
+    return write_text_atomic(path, text + "\n")
 
 
 def write_predictions_csv(paths: list[str], labels: Mapping[str, np.ndarray],
@@ -86,7 +60,7 @@ def write_predictions_csv(paths: list[str], labels: Mapping[str, np.ndarray],
             table[f"{prefix}{name}"] = np.round(probabilities[:, index], 5)
     if segmentation_iou is not None:
         table["segmentation_iou"] = np.round(segmentation_iou, 5)
-    return write_text(path, table.to_csv(index=False))
+    return write_text_atomic(path, table.to_csv(index=False))
 
 
 def write_figures(metrics: dict[str, Any], true_age: np.ndarray | None,
@@ -157,5 +131,5 @@ def write_report(metrics: dict[str, Any], true_age: np.ndarray | None,
                  predicted_age: np.ndarray | None, out_dir: Path) -> list[Path]:
     """Write the figures and ``report.md``; return the paths written."""
     figures = write_figures(metrics, true_age, predicted_age, out_dir)
-    report = write_text(out_dir / "report.md", report_markdown(metrics, figures))
+    report = write_text_atomic(out_dir / "report.md", report_markdown(metrics, figures))
     return [*figures.values(), report]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from maskmtl_cli.schema import COLLAPSE_WARNING_SHARE, headline_pairs, is_collapsed
 from maskmtl_cli.tasks import UTKFACE_TASK_NAMES
 
 #: The MaskMTL paper's Table 1, masked-face row (Mukherjee et al., PReMI 2021): gender and
@@ -89,8 +90,6 @@ def metric_label(name: str, metrics: dict[str, Any]) -> str:
 
 def _headline_rows(metrics: dict[str, Any]) -> list[tuple[str, str, dict]]:
     """(key, metric, source of the faces count and baseline) of each headline number."""
-    from maskmtl_cli.evaluation import headline_pairs
-
     rows = []
     regression = metrics.get("regression") or {}
     for task, metric in headline_pairs(metrics["classification"], metrics.get("age"),
@@ -209,8 +208,6 @@ def segmentation_table(metrics: dict[str, Any]) -> TableSpec:
 
 def collapse_note(collapse: dict[str, Any] | None) -> str:
     """The share of faces that get the most common predicted age, with a warning above 2%."""
-    from maskmtl_cli.evaluation import COLLAPSE_WARNING_SHARE, is_collapsed
-
     if not collapse or collapse.get("value") is None:
         return "Every face gets its own predicted age (no value is shared)."
     note = (f"Most common predicted age: {collapse['value']:.2f} years, for "
@@ -292,21 +289,3 @@ def to_markdown(spec: TableSpec, heading_level: int = 3) -> str:
     if spec.note:
         lines += ["", f"*{spec.note}*"]
     return "\n".join(lines) + "\n"
-
-
-def render_evaluation(metrics: dict[str, Any], json_output: bool = False) -> None:
-    """Print every table of an evaluation on stdout, or only the metrics JSON (``json_output``)."""
-    if json_output:
-        import json
-
-        from maskmtl_cli.reports.report import json_ready
-
-        print(json.dumps(json_ready(metrics), indent=2, allow_nan=False))
-        return
-    from maskmtl_cli.console import out_console
-
-    meta = metrics["meta"]
-    out_console.print(f"[bold]{meta['model']}[/] on {meta['manifest']} (split {meta['split']}): "
-                      f"{metrics['n']} faces", highlight=False)
-    for spec in evaluation_tables(metrics):
-        out_console.print(to_rich(spec))

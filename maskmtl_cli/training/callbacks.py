@@ -17,7 +17,9 @@ from typing import Callable
 
 import keras
 
+from maskmtl_cli.io import write_json
 from maskmtl_cli.training import run_folder
+from maskmtl_cli.training.state import RunState
 
 #: Metric columns of history.csv, in display order.
 METRIC_ORDER = ("loss", "age_mae", "gender_loss", "gender_acc", "race_loss", "race_acc")
@@ -28,9 +30,9 @@ class RunRecorder(keras.callbacks.Callback):
 
     Args:
         run_dir: The run folder.
-        state: Mutable run state (``epochs_done``, ``best_val_loss``, ``best_epoch``,
-            ``best_metrics``, ``timed_images``, ``timed_seconds``, ``timed_cpu_seconds``);
-            saved as ``state.json``.
+        state: The run state (``training.state.RunState``: ``epochs_done``, ``best_val_loss``,
+            ``best_epoch``, ``best_metrics``, the timers), updated in place and
+            saved as ``state.json`` after every epoch.
         save_best: Called with the trainer when the validation loss improved; saves best.keras.
         train_size: Number of training images (to count images per step).
         batch_size: Training batch size.
@@ -40,7 +42,7 @@ class RunRecorder(keras.callbacks.Callback):
     def __init__(
         self,
         run_dir: Path,
-        state: dict,
+        state: RunState,
         save_best: Callable,
         train_size: int,
         batch_size: int,
@@ -106,7 +108,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.state["stopped_early"] = True
             self.model.stop_training = True
         run_folder.save_keras_atomic(self.model, self.run_dir / run_folder.LAST_FILE)
-        run_folder.write_json(self.run_dir / run_folder.STATE_FILE, self.state)
+        write_json(self.run_dir / run_folder.STATE_FILE, self.state)
         self.last_improved = improved  # read by ProgressDisplay, which runs after this callback
 
     def _append_history(self, row: dict) -> None:

@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from maskmtl_cli.errors import InputError
+from maskmtl_cli.schema import (  # noqa: F401  (re-exported: the choices of `maskmtl train`)
+    AGE_LOSSES,
+    AGE_REWEIGHTS,
+    ARCHITECTURES,
+    BACKENDS,
+    COLOR_MODES,
+    LR_SCHEDULES,
+    MISSING_LABELS,
+    PRESET_NAMES,
+    RACE_BALANCES,
+)
+from maskmtl_cli.schema import check_choice as _check_choice
 from maskmtl_cli.tasks import (
     SEGMENTATION,
     UTKFACE_TASK_NAMES,
@@ -21,27 +33,8 @@ from maskmtl_cli.tasks import (
     parse_task_list,
 )
 
-ARCHITECTURES = ("hierarchical", "hard", "soft")
 #: UTKFace's tasks: the default of ``--tasks`` (``maskmtl_cli.tasks`` describes them).
 TASKS = UTKFACE_TASK_NAMES
-PRESET_NAMES = ("compact", "wide", "notebook", "compact-gap", "wide-gap", "deep", "tiny")
-COLOR_MODES = ("gray", "rgb")
-LR_SCHEDULES = ("constant", "cosine", "plateau")
-BACKENDS = ("tensorflow", "jax", "torch")
-#: How the age head models age (``models.age_layers``): L1 in years on a standardised output,
-#: L1 on log-age, or label-distribution learning over 0-116 years.
-AGE_LOSSES = ("l1", "log-l1", "ldl")
-#: Class balancing of the ethnicity loss: none, or logit adjustment by the training prior
-#: (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021).
-RACE_BALANCES = ("none", "logit-adjust")
-#: Reweighting of the age loss by how common each age is in the training labels: none, or the
-#: inverse square root of the kernel-smoothed label density ("label distribution smoothing",
-#: Yang et al., "Delving into Deep Imbalanced Regression", ICML 2021).
-AGE_REWEIGHTS = ("none", "sqrt-inv")
-#: What happens to images without a label for a trained task: its loss and metrics leave
-#: them out ("mask"; a face labelled only for gender still trains the gender head), they are
-#: dropped from training ("drop"), or training refuses to start ("require").
-MISSING_LABELS = ("mask", "drop", "require")
 #: Default strength of the soft-sharing L2 penalty (``--arch soft``).
 DEFAULT_SOFT_L2 = 1e-3
 #: Default task weights: age L1 is in years (a typical MAE of 5-8) while the two
@@ -261,12 +254,6 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-def parse_tasks(tasks) -> tuple[str, ...]:
-    """``"age,race"`` or a sequence -> task names in canonical order (see ``maskmtl_cli.tasks``).
-    """
-    return tuple(spec.name for spec in parse_task_list(tasks))
-
-
 def parse_devices(devices) -> int | str:
     """``"auto"``, or a whole number of at least 1 (``"2"`` becomes 2); InputError otherwise."""
     if isinstance(devices, str) and devices.strip().lower() == "auto":
@@ -316,8 +303,3 @@ def parse_loss_weights(weights, allowed=TASKS) -> dict[str, float]:
             raise InputError(f"Loss weight of {task} must be 0 or more; got {value}.")
         parsed[task] = number
     return parsed
-
-
-def _check_choice(option: str, value, choices) -> None:
-    if value not in choices:
-        raise InputError(f"Unknown {option} '{value}'. Choose one of: {', '.join(choices)}.")

@@ -1,30 +1,26 @@
-"""Run folders: ``runs/train``, ``runs/train2``, ... and the files inside them.
+"""Making and resuming run folders (``runs/train``, ``runs/train2``, ...).
 
-A run folder holds ``config.json`` (the resolved ``TrainConfig``), ``best.keras`` (the network at
-its best validation loss) and ``best.onnx`` (the same network for ONNX Runtime, written when
-training ends), ``last.keras`` (network, loss weights and optimizer state after the
-latest epoch; what ``--resume`` reloads), ``state.json`` (epoch counter and best-so-far),
-``history.csv``, ``curves.png`` and ``summary.json``.
+The names of the files inside a run folder live in ``maskmtl_cli.runs``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from maskmtl_cli.errors import InputError, ModelError
-
-CONFIG_FILE = "config.json"
-BEST_FILE = "best.keras"
-BEST_ONNX_FILE = "best.onnx"
-LAST_FILE = "last.keras"
-STATE_FILE = "state.json"
-HISTORY_FILE = "history.csv"
-CURVES_FILE = "curves.png"
-SUMMARY_FILE = "summary.json"
-DEFAULT_RUN_NAME = "train"
+from maskmtl_cli.io import atomic_path
+from maskmtl_cli.runs import (  # noqa: F401  (re-exported for the training modules)
+    BEST_FILE,
+    BEST_ONNX_FILE,
+    CONFIG_FILE,
+    CURVES_FILE,
+    DEFAULT_RUN_NAME,
+    HISTORY_FILE,
+    LAST_FILE,
+    STATE_FILE,
+    SUMMARY_FILE,
+)
 
 
 def new_run_dir(project: str | Path, name: str | None) -> Path:
@@ -87,34 +83,9 @@ def read_state(run_dir: Path) -> dict:
         raise ModelError(f"Cannot read '{path}': {error}. Start a new run instead.") from None
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (a crash never leaves a half-written file)."""
-    write_text_atomic(path, json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text to a temporary file in the same folder, then rename it into place."""
-    path = Path(path)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def save_keras_atomic(model, path: Path) -> None:
     """Save a Keras model next to ``path`` first, then rename it into place."""
-    path = Path(path)
-    temp = path.with_name(f".{path.stem}.tmp.keras")
-    model.save(temp)
-    os.replace(temp, path)
+    with atomic_path(path, suffix=".keras") as temp:
+        model.save(temp)
 
 
-def _json_default(value):
-    """Make numpy scalars JSON-serialisable."""
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

@@ -27,37 +27,36 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from maskmtl_cli.bootstrap import bootstrap_intervals
-from maskmtl_cli.collapse import (  # noqa: F401  (re-exported)
+from maskmtl_cli.errors import DataError
+from maskmtl_cli.evaluation.bootstrap import (
+    bootstrap_intervals,
+    resample_indices,  # noqa: F401  (re-exported)
+)
+from maskmtl_cli.evaluation.collapse import (  # noqa: F401  (re-exported)
     COLLAPSE_MIN_FACES,
     COLLAPSE_WARNING_SHARE,
     collapse_summary,
     is_collapsed,
 )
-from maskmtl_cli.bootstrap import resample_indices  # noqa: F401  (re-exported)
-from maskmtl_cli.errors import DataError
-from maskmtl_cli.eval_config import MetricOptions
-from maskmtl_cli.fairness import GROUP_METRICS, fairness_breakdown  # noqa: F401  (re-exported)
+from maskmtl_cli.evaluation.config import MetricOptions
+from maskmtl_cli.evaluation.fairness import GROUP_METRICS, fairness_breakdown  # noqa: F401  (re-exported)
+from maskmtl_cli.evaluation.scoring import (
+    known_mask,
+    n_classes,
+    predicted_classes,
+    safe_ratio,
+)
+from maskmtl_cli.schema import age_band_labels, headline_pairs
 from maskmtl_cli.tasks import (
     CLASSIFICATION,
     REGRESSION,
     UTKFACE_TASK_NAMES,
     UTKFACE_TASKS,
     TaskSpec,
-)
-from maskmtl_cli.scoring import (
-    known_mask,
-    macro_mean,
-    n_classes,
-    predicted_classes,
-    safe_ratio,
-    scores_from_confusion,
+    class_names,
 )
 
-#: Headline metrics of each kind of task (they get bootstrap intervals).
-CLASSIFICATION_HEADLINE = ("accuracy", "macro_f1")
-AGE_HEADLINE = ("mae", "rmse", "cs")
-REGRESSION_HEADLINE = ("mae", "rmse")
+
 @dataclass(frozen=True)
 class EvalResult:
     """All metrics of one evaluation, as JSON-ready dictionaries.
@@ -99,16 +98,6 @@ class EvalResult:
                 "regression": self.regression, "fairness": self.fairness, "options": options}
 
 
-def headline_pairs(classification: dict, age: dict | None,
-                   regression: dict | None = None) -> list[tuple[str, str]]:
-    """(task, metric) of each headline number: classification tasks, then age, then others."""
-    pairs = [(task, metric) for task in classification for metric in CLASSIFICATION_HEADLINE]
-    if age is not None:
-        pairs += [("age", metric) for metric in AGE_HEADLINE]
-    return pairs + [(task, metric) for task in (regression or {})
-                    for metric in REGRESSION_HEADLINE]
-
-
 def _headline(classification: dict, age: dict | None,
               regression: dict | None = None) -> dict[str, float | None]:
     sources = {**classification, **(regression or {}), "age": age}
@@ -131,15 +120,28 @@ def error_summary(error: np.ndarray, cs_threshold: float) -> dict[str, float | N
             "bias": _clean(error.mean()), "cs": _clean((absolute <= cs_threshold).mean())}
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    """Counts of (true class, predicted class): rows are true classes, columns predictions."""
-    codes = np.asarray(y_true, np.int64) * n_classes + np.asarray(y_pred, np.int64)
-    return np.bincount(codes, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
-
-
 def row_normalize(matrix: np.ndarray) -> np.ndarray:
     """Each row divided by its sum (rows without any faces stay 0), i.e. per-class recall."""
     return safe_ratio(matrix, matrix.sum(axis=1, keepdims=True))
+
+
+def _class_scores(y_true: np.ndarray, y_pred: np.ndarray, count: int) -> dict[str, Any]:
+    """scikit-learn's confusion matrix and precision/recall/F1: per class, macro (over the
+    classes in ``y_true`` or ``y_pred``) and weighted by support; zero divisions give 0."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = list(range(count))
+    if len(y_true) == 0:  # scikit-learn refuses empty inputs; every score is then 0
+        zeros = np.zeros(count)
+        return {"matrix": np.zeros((count, count), np.int64), "per_class": (zeros,) * 3,
+                "support": zeros.astype(np.int64), "macro": (0.0,) * 3, "weighted": (0.0,) * 3}
+    *per_class, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0)
+    macro = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
+    weighted = precision_recall_fscore_support(y_true, y_pred, labels=labels,
+                                               average="weighted", zero_division=0)
+    return {"matrix": confusion_matrix(y_true, y_pred, labels=labels), "per_class": per_class,
+            "support": support, "macro": macro[:3], "weighted": weighted[:3]}
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
@@ -157,33 +159,27 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
         ``majority_accuracy`` is the share of the most frequent true class: what always
         predicting that class would score.
     """
-    matrix = confusion_matrix(y_true, y_pred, len(classes))
-    scores = scores_from_confusion(matrix)
-    support = scores["support"]
+    y_true, y_pred = np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)
+    scores = _class_scores(y_true, y_pred, len(classes))
+    matrix, support = scores["matrix"], scores["support"]
+    precision, recall, f1 = scores["per_class"]
     total = int(support.sum())
     result: dict[str, Any] = {
         "n": total, "classes": list(classes),
         "accuracy": _clean(safe_ratio(np.trace(matrix), total)),
         "majority_accuracy": _clean(safe_ratio(support.max(initial=0), total)),
         "per_class": [
-            {"class": name, "precision": float(scores["precision"][k]),
-             "recall": float(scores["recall"][k]), "f1": float(scores["f1"][k]),
-             "support": int(support[k])}
+            {"class": name, "precision": float(precision[k]), "recall": float(recall[k]),
+             "f1": float(f1[k]), "support": int(support[k])}
             for k, name in enumerate(classes)
         ],
     }
-    for metric in ("precision", "recall", "f1"):
-        result[f"macro_{metric}"] = float(macro_mean(scores[metric], scores["present"]))
-        result[f"weighted_{metric}"] = float(safe_ratio((scores[metric] * support).sum(), total))
+    for index, metric in enumerate(("precision", "recall", "f1")):
+        result[f"macro_{metric}"] = float(scores["macro"][index])
+        result[f"weighted_{metric}"] = float(scores["weighted"][index])
     result["confusion"] = matrix.tolist()
     result["confusion_normalized"] = row_normalize(matrix).round(6).tolist()
     return result
-
-
-def band_labels(edges: tuple[float, ...]) -> list[str]:
-    """Names of the age bands, e.g. ``0-9``, ``10-19``, ..., ``80+`` for decade edges."""
-    names = [f"{low:g}-{high - 1:g}" for low, high in zip(edges[:-1], edges[1:])]
-    return names + [f"{edges[-1]:g}+"]
 
 
 def age_metrics(true_age: np.ndarray, predicted_age: np.ndarray, *, cs_threshold: float = 5.0,
@@ -203,7 +199,7 @@ def age_metrics(true_age: np.ndarray, predicted_age: np.ndarray, *, cs_threshold
     error = np.asarray(predicted_age, float) - true_age
     band_index = np.searchsorted(np.asarray(band_edges, float), true_age, side="right") - 1
     bands = []
-    for index, name in enumerate(band_labels(band_edges)):
+    for index, name in enumerate(age_band_labels(band_edges)):
         in_band = band_index == index
         summary = error_summary(error[in_band], cs_threshold)
         bands.append({"band": name, "n": int(in_band.sum()), "mae": summary["mae"],
@@ -261,14 +257,6 @@ def segmentation_metrics(true_masks: np.ndarray, predicted: np.ndarray,
             "dice": _clean(dice.mean()) if n else None,
             "pixel_accuracy": _clean((true == pred).mean()) if n else None,
             "per_image_iou": per_image}
-
-
-def class_names(task: str, count: int) -> tuple[str, ...]:
-    """Display names of UTKFace's classes (``class k`` when ``count`` differs from the names)."""
-    from maskmtl_cli.data.labels import GENDER_NAMES, RACE_NAMES
-
-    names = GENDER_NAMES if task == "gender" else RACE_NAMES
-    return tuple(names) if len(names) == count else tuple(f"class {k}" for k in range(count))
 
 
 def default_specs(predictions: Mapping[str, np.ndarray]) -> tuple[TaskSpec, ...]:

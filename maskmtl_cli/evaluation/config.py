@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Splits ``--split`` accepts; ``all`` evaluates every row of the manifest.
-SPLIT_CHOICES = ("test", "val", "train", "all")
+from maskmtl_cli.schema import EVAL_AGE_BAND_EDGES
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class MetricOptions:
     seed: int = 0
     confidence: float = 0.95
     cs_threshold: float = 5.0
-    age_band_edges: tuple[float, ...] = (0, 10, 20, 30, 40, 50, 60, 70, 80)
+    age_band_edges: tuple[float, ...] = EVAL_AGE_BAND_EDGES
     min_group_size: int = 20
     gender_threshold: float = 0.5
 

@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from maskmtl_cli.eval_config import CompareConfig
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.evaluation.config import CompareConfig
 from maskmtl_cli.reports.tables import PAPER_TABLE1_MASKED, TableSpec, fmt, metric_digits
 
 #: Headline metrics shown in the comparison, in column order.
@@ -105,14 +105,15 @@ def compare_runs(config: CompareConfig) -> dict[str, Any]:
     comparison = {"runs": entries, "paper_table1_masked": PAPER_TABLE1_MASKED,
                   "warnings": warnings}
     if config.out_dir is not None:
-        from maskmtl_cli.reports.report import write_text, json_ready
+        from maskmtl_cli.io import json_ready, write_text_atomic
         from maskmtl_cli.reports.tables import to_markdown
 
         out_dir = Path(config.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         comparison["files"] = [str(out_dir / "compare.json"), str(out_dir / "compare.md")]
-        write_text(out_dir / "compare.json", json.dumps(json_ready(comparison), indent=2) + "\n")
-        write_text(out_dir / "compare.md", to_markdown(comparison_table(comparison), 2))
+        write_text_atomic(out_dir / "compare.json",
+                          json.dumps(json_ready(comparison), indent=2) + "\n")
+        write_text_atomic(out_dir / "compare.md", to_markdown(comparison_table(comparison), 2))
     return comparison
 
 
@@ -155,16 +156,3 @@ def comparison_table(comparison: dict[str, Any], compact: bool = False) -> Table
     note = " ".join(["Cells: value (bootstrap CI) as saved by `maskmtl eval`.",
                      *comparison["warnings"]])
     return TableSpec("Runs compared", columns, tuple(rows), note)
-
-
-def render_comparison(comparison: dict[str, Any], json_output: bool = False) -> None:
-    """Print the comparison table on stdout, or the comparison JSON alone with ``json_output``."""
-    if json_output:
-        from maskmtl_cli.reports.report import json_ready
-
-        print(json.dumps(json_ready(comparison), indent=2))
-        return
-    from maskmtl_cli.console import out_console
-    from maskmtl_cli.reports.tables import to_rich
-
-    out_console.print(to_rich(comparison_table(comparison, compact=out_console.width < 160)))

@@ -6,12 +6,14 @@ resample, vectorised over chunks of resamples (see ``bootstrap_intervals``).
 
 from __future__ import annotations
 
+import warnings
 from typing import Mapping
 
 import numpy as np
+from scipy.stats import DegenerateDataWarning
 
-from maskmtl_cli.eval_config import MetricOptions
-from maskmtl_cli.scoring import (
+from maskmtl_cli.evaluation.config import MetricOptions
+from maskmtl_cli.evaluation.scoring import (
     known_mask,
     macro_mean,
     n_classes,
@@ -20,8 +22,11 @@ from maskmtl_cli.scoring import (
     scores_from_confusion,
 )
 
+#: Resamples whose statistics are computed at once.
+CHUNK = 100
 
-def resample_indices(n: int, n_resamples: int, seed: int, chunk: int = 100):
+
+def resample_indices(n: int, n_resamples: int, seed: int, chunk: int = CHUNK):
     """Yield bootstrap index arrays of shape (b, n), b <= chunk, from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     for start in range(0, n_resamples, chunk):
@@ -63,31 +68,48 @@ def _resampled_statistics(labels, predictions, tasks, options, indices,
 def bootstrap_intervals(labels: Mapping[str, np.ndarray], predictions: Mapping[str, np.ndarray],
                         tasks: tuple[str, ...], options: MetricOptions,
                         regression: tuple[str, ...] = ("age",)) -> dict[str, dict]:
-    """Percentile bootstrap intervals of the headline metrics.
+    """Percentile bootstrap intervals of the headline metrics (``scipy.stats.bootstrap``).
 
     Faces are resampled with replacement (the same resamples for every task, so paired
     differences between tasks stay meaningful). Resamples in which a task has no known label are
     ignored for that task. Deterministic for a given ``options.seed``. ``regression`` names the
     regression tasks (MAE and RMSE; age also CS); the others are classification tasks.
 
+    SciPy draws the resamples (``default_rng(seed).integers`` in chunks of ``CHUNK``, the
+    draws ``resample_indices`` gives) and takes the percentiles; the statistics of a chunk of
+    resamples are computed at once from index arrays, one confusion matrix per resample.
+
     Returns:
         ``task_metric`` -> ``{"low", "high"}``; empty when ``options.bootstrap`` is 0.
     """
+    from scipy.stats import bootstrap
+
     n = len(next(iter(labels.values())))
     if options.bootstrap <= 0 or n == 0:
         return {}
-    samples: dict[str, list[np.ndarray]] = {}
-    for indices in resample_indices(n, options.bootstrap, options.seed):
-        for name, values in _resampled_statistics(labels, predictions, tasks, options,
-                                                  indices, regression).items():
-            samples.setdefault(name, []).append(values)
-    tail = 100 * (1 - options.confidence) / 2
-    intervals = {}
-    for name, parts in samples.items():
-        values = np.concatenate(parts)
-        values = values[~np.isnan(values)]
-        if len(values):
-            low, high = np.percentile(values, [tail, 100 - tail])
-            intervals[name] = {"low": float(low), "high": float(high)}
-    return intervals
+    names: list[str] = []
 
+    def statistic(indices: np.ndarray, axis: int = -1) -> np.ndarray:
+        stats = _resampled_statistics(labels, predictions, tasks, options,
+                                      np.atleast_2d(indices), regression)
+        names[:] = stats
+        return np.stack([stats[name] for name in names]).reshape(len(names), *indices.shape[:-1])
+
+    with warnings.catch_warnings():  # a statistic that is NaN in some resamples: see below
+        warnings.simplefilter("ignore", category=DegenerateDataWarning)
+        result = bootstrap((np.arange(n),), statistic, n_resamples=options.bootstrap,
+                           batch=CHUNK, vectorized=True, method="percentile",
+                           confidence_level=options.confidence,
+                           rng=np.random.default_rng(options.seed))
+    low, high = result.confidence_interval
+    intervals = {}
+    for row, name in enumerate(names):
+        values = result.bootstrap_distribution[row]
+        if np.isnan(values).any():  # a task without known labels in some resamples: skip those
+            values = values[~np.isnan(values)]
+            if not len(values):
+                continue
+            tail = 100 * (1 - options.confidence) / 2
+            low[row], high[row] = np.percentile(values, [tail, 100 - tail])
+        intervals[name] = {"low": float(low[row]), "high": float(high[row])}
+    return intervals

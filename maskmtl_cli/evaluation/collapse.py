@@ -11,16 +11,11 @@ from typing import Any
 
 import numpy as np
 
-#: Above this share of faces with one and the same prediction (and at least
-#: ``COLLAPSE_MIN_FACES`` faces), a head counts as collapsed.
-COLLAPSE_WARNING_SHARE = 0.02
-COLLAPSE_MIN_FACES = 5
-
-
-def is_collapsed(summary: dict[str, Any]) -> bool:
-    """Whether a ``collapse_summary`` shows a collapsed head."""
-    shared = summary["share"] * summary["n"]
-    return summary["share"] > COLLAPSE_WARNING_SHARE and shared >= COLLAPSE_MIN_FACES
+from maskmtl_cli.schema import (  # noqa: F401  (re-exported)
+    COLLAPSE_MIN_FACES,
+    COLLAPSE_WARNING_SHARE,
+    is_collapsed,
+)
 
 
 def collapse_summary(task: str, values: np.ndarray, regression: bool | None = None

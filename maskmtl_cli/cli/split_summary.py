@@ -22,7 +22,8 @@ def _counts_table(summary: dict) -> Table:
     for field in ("gender", "race", "age_band"):
         table.add_section()
         for key in next(iter(splits.values()))[field]:
-            table.add_row(f"{field.replace('_', ' ')} {key}", *(str(splits[s][field][key]) for s in splits))
+            table.add_row(f"{field.replace('_', ' ')} {key}",
+                          *(str(splits[s][field][key]) for s in splits))
     return table
 
 

@@ -3,7 +3,7 @@
 Groups are formed from one or more columns of the evaluated rows (``eval --group-by``; by
 default UTKFace's gender x ethnicity where those labels exist): each distinct combination of
 their values is one group, and rows with an unknown value in any column are in no group. Pure
-functions over arrays, like ``maskmtl_cli.evaluation``.
+functions over arrays, like ``maskmtl_cli.evaluation.metrics``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from maskmtl_cli.eval_config import MetricOptions
-from maskmtl_cli.scoring import known_mask, predicted_classes
+from maskmtl_cli.evaluation.config import MetricOptions
+from maskmtl_cli.evaluation.scoring import known_mask, predicted_classes
+from maskmtl_cli.tasks import GENDER_NAMES, RACE_NAMES, class_names
 
 #: Metrics of UTKFace's tasks in the breakdown, and whether higher is better.
 GROUP_METRICS = {"gender_accuracy": True, "race_accuracy": True, "age_mae": False,
@@ -73,7 +74,7 @@ def default_groups(labels: Mapping[str, np.ndarray], class_names) -> dict[str, n
         class_names: ``class_names(task, count)`` giving display names of a task's classes.
     """
     return {task: class_groups(labels[task], class_names(task, count))
-            for task, count in (("gender", 2), ("race", 5))
+            for task, count in (("gender", len(GENDER_NAMES)), ("race", len(RACE_NAMES)))
             if task in labels and known_mask(labels, task).any()}
 
 
@@ -108,10 +109,8 @@ def fairness_breakdown(labels: Mapping[str, np.ndarray], predictions: Mapping[st
         ``None`` when there is nothing to group by.
     """
     if groups is None:
-        from maskmtl_cli.evaluation import class_names
-
         groups = default_groups(labels, class_names)
-        order = {"gender": list(class_names("gender", 2)), "race": list(class_names("race", 5))}
+        order = {"gender": list(GENDER_NAMES), "race": list(RACE_NAMES)}
     groups = {column: np.asarray(values, dtype=object) for column, values in groups.items()}
     if not groups:
         return None

@@ -277,17 +277,11 @@ class DlibDetector:
     """dlib's HOG (``"hog"``) or MMOD CNN (``"cnn"``) detector plus the 68-point predictor."""
 
     def __init__(self, name: str) -> None:
-        import dlib
-        import face_recognition_models
+        from maskmtl_cli.faces.dlib_models import cnn_detector, hog_detector, shape_predictor
 
         self.name = name
-        if name == "hog":
-            self._detector = dlib.get_frontal_face_detector()
-        else:
-            self._detector = dlib.cnn_face_detection_model_v1(
-                face_recognition_models.cnn_face_detector_model_location())
-        self._predictor = dlib.shape_predictor(
-            face_recognition_models.pose_predictor_model_location())
+        self._detector = hog_detector() if name == "hog" else cnn_detector()
+        self._predictor = shape_predictor()
 
     def _upsampling(self, image: np.ndarray, min_face: int) -> tuple[np.ndarray, int]:
         """The image to search (shrunk for large minimum faces) and dlib's upsample count."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from maskmtl_cli.errors import InputError
-from maskmtl_cli.prediction.detection import Face
+from maskmtl_cli.faces.detection import Face
 
 #: Side of UTKFace's aligned crops, in pixels.
 CROP_SIZE = 200

@@ -1,7 +1,8 @@
 """``maskmtl eval`` end to end: find the run and manifest, predict, score and write the outputs.
 
-The metrics themselves live in ``maskmtl_cli.evaluation`` (pure functions); this module does the
-I/O around them and reports progress through an optional ``log`` callback instead of printing.
+The metrics themselves live in ``maskmtl_cli.evaluation.metrics`` (pure functions); this
+module does the I/O around them and reports progress through an optional ``log`` callback
+instead of printing.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from maskmtl_cli.eval_config import EvalConfig
 from maskmtl_cli.errors import DataError, InputError
+from maskmtl_cli.evaluation.config import EvalConfig
 
 _LISTED_FAILURES = 10
 #: Every file ``eval`` may write into its output folder (see ``reports.report``), besides
@@ -111,6 +112,33 @@ def _file_sha1(path: Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
+@dataclass(frozen=True)
+class EvalInputs:
+    """What an evaluation reads: the model file, its run's training config, the manifest,
+    the split's rows, and where the outputs go."""
+
+    model_path: Path
+    train_config: dict | None
+    manifest: Path
+    rows: Any
+    out_dir: Path
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The predictions on the split and everything scored from them."""
+
+    arrays: Any
+    model_input: tuple[int, str]
+    specs: tuple
+    labels: dict
+    predictions: dict
+    result: Any
+    segmentation: dict | None
+    segmentation_skipped: str | None
+    per_image_iou: Any
+
+
 def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -> EvalOutcome:
     """Evaluate a trained model on a manifest split and write ``metrics.json`` and friends.
 
@@ -128,24 +156,46 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
             task of the model, has labels outside the model's classes, or no image loads.
     """
     from maskmtl_cli import inference
-    from maskmtl_cli.evaluation import evaluate_predictions
-    from maskmtl_cli.reports import eval_data
 
     log = log or (lambda message: None)
     timing: dict[str, float] = {}
     started = time.perf_counter()
-    setup = _prepare(config, log)
-    model = inference.load_model(setup["model_path"], config.engine)
-    size, color_mode = inference.input_spec(model)
+    inputs = _prepare(config, log)
+    model = inference.load_model(inputs.model_path, config.engine)
+    labelled = _check_scorable(model, inputs, config.split)
+    timing["load_model"] = time.perf_counter() - started
+    scores = _predict_and_score(model, labelled, inputs, config, log, timing)
+    timing["total"] = time.perf_counter() - started
+    metrics = _metrics(config, inputs, scores, timing)
+    files = _write_outputs(config, inputs.out_dir, metrics, scores, log)
+    return EvalOutcome(metrics=metrics, out_dir=inputs.out_dir, files=files)
+
+
+def _check_scorable(model, inputs: EvalInputs, split: str) -> list:
+    """The model's tasks that the split has labels for; DataError when there is nothing to
+    score (no labelled task and no segmentation head)."""
+    from maskmtl_cli import inference
+    from maskmtl_cli.evaluation import data as eval_data
+
     specs = inference.task_specs(model)
-    labelled = eval_data.labelled_tasks(setup["rows"], specs)
+    labelled = eval_data.labelled_tasks(inputs.rows, specs)
     if not labelled and not inference.has_segmentation(model):
         raise DataError(f"Nothing to score: the model predicts "
-                        f"{', '.join(spec.name for spec in specs)} but split {config.split} of "
-                        f"{setup['manifest']} has no labels for them.")
-    timing["load_model"] = time.perf_counter() - started
-    arrays = _load_images(setup["rows"], size, color_mode, config, log, timing)
+                        f"{', '.join(spec.name for spec in specs)} but split {split} of "
+                        f"{inputs.manifest} has no labels for them.")
+    return labelled
 
+
+def _predict_and_score(model, labelled, inputs: EvalInputs, config: EvalConfig, log,
+                       timing: dict) -> Scores:
+    """Load the split's images, predict them and score every task that has labels."""
+    from maskmtl_cli import inference
+    from maskmtl_cli.evaluation import data as eval_data
+    from maskmtl_cli.evaluation.metrics import evaluate_predictions
+
+    size, color_mode = inference.input_spec(model)
+    specs = inference.task_specs(model)
+    arrays = _load_images(inputs.rows, size, color_mode, config, log, timing)
     mark = time.perf_counter()
     log(f"Predicting {len(arrays)} faces" + (" (with flip averaging)" if config.flip else ""))
     predictions = inference.predict_arrays(model, arrays.images, config.batch_size, config.flip,
@@ -156,21 +206,17 @@ def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -
     mark = time.perf_counter()
     labels = eval_data.task_labels(arrays.rows, specs)
     groups, order = eval_data.fairness_groups(arrays.rows, config.group_by, specs,
-                                              setup["manifest"])
+                                              inputs.manifest)
     segmentation, why_not, per_image_iou = eval_data.score_segmentation(
         arrays.rows, masks, size, config.metrics, config.cache_dir)
     result = evaluate_predictions(labels, predictions, config.metrics, specs, groups, order) \
         if labelled else None
     timing["metrics"] = time.perf_counter() - mark
-    timing["total"] = time.perf_counter() - started
-    metrics = _metrics(config, setup, arrays, (size, color_mode), specs, timing, result,
-                       (segmentation, why_not))
-    files = _write_outputs(config, setup["out_dir"], metrics, arrays, labels, predictions, specs,
-                           per_image_iou, log)
-    return EvalOutcome(metrics=metrics, out_dir=setup["out_dir"], files=files)
+    return Scores(arrays, (size, color_mode), specs, labels, predictions, result, segmentation,
+                  why_not, per_image_iou)
 
 
-def _prepare(config: EvalConfig, log) -> dict:
+def _prepare(config: EvalConfig, log) -> EvalInputs:
     """The run's model file, its training config, the manifest, its rows and the out folder."""
     from maskmtl_cli import inference
     from maskmtl_cli.data.manifest import read_manifest
@@ -188,8 +234,7 @@ def _prepare(config: EvalConfig, log) -> dict:
     check_inputs_are_spared(out_dir, [manifest, model_path, *rows["path"]])
     log(f"Manifest {manifest}: {len(rows)} rows in split {config.split}.")
     log(f"Loading model {model_path}")
-    return {"model_path": model_path, "train_config": train_config, "manifest": manifest,
-            "rows": rows, "out_dir": out_dir}
+    return EvalInputs(model_path, train_config, manifest, rows, out_dir)
 
 
 def _load_images(rows, size: int, color_mode: str, config: EvalConfig, log, timing: dict):
@@ -212,20 +257,21 @@ def _load_images(rows, size: int, color_mode: str, config: EvalConfig, log, timi
     return arrays
 
 
-def _metrics(config, setup, arrays, model_input, specs, timing, result, segmentation) -> dict:
+def _metrics(config: EvalConfig, inputs: EvalInputs, scores: Scores, timing: dict) -> dict:
     """The content of ``metrics.json``: ``meta``, every metric, and the segmentation scores."""
     from maskmtl_cli import __version__
 
-    model_path, train_config = setup["model_path"], setup["train_config"]
+    model_path, train_config = inputs.model_path, inputs.train_config
+    arrays, specs, model_input = scores.arrays, scores.specs, scores.model_input
     meta = {
         "maskmtl_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run": str(model_path.parent) if train_config is not None else None,
         "run_name": model_path.parent.name if train_config is not None else model_path.stem,
         "model": str(model_path), "model_auto_selected": config.run is None,
-        "manifest": str(Path(setup["manifest"]).resolve()),
-        "manifest_sha1": _file_sha1(setup["manifest"]),
-        "split": config.split, "rows_in_split": len(setup["rows"]),
+        "manifest": str(Path(inputs.manifest).resolve()),
+        "manifest_sha1": _file_sha1(inputs.manifest),
+        "split": config.split, "rows_in_split": len(inputs.rows),
         "failures": [{"path": path, "reason": why} for path, why in arrays.failures],
         "input_size": model_input[0], "color_mode": model_input[1],
         "model_tasks": [spec.name for spec in specs],
@@ -234,35 +280,36 @@ def _metrics(config, setup, arrays, model_input, specs, timing, result, segmenta
         "timing_s": {k: round(v, 3) for k, v in timing.items()},
         "train_config": train_config, "config": config.to_dict(),
     }
-    if result is not None:
-        metrics = {"meta": meta, **result.to_dict()}
+    if scores.result is not None:
+        metrics = {"meta": meta, **scores.result.to_dict()}
     else:  # a segmentation-only evaluation: no task has labels here
         metrics = {"meta": meta, "n": len(arrays), "tasks": [], "skipped": {}, "headline": {},
                    "intervals": {}, "classification": {}, "age": None, "regression": {},
                    "fairness": None, "options": config.to_dict()["metrics"]}
-    scores, why_not = segmentation
-    metrics["segmentation"] = scores
-    if scores is not None:
-        metrics["headline"]["segmentation_iou"] = scores["iou"]
-        if scores.get("interval"):
-            metrics["intervals"]["segmentation_iou"] = {"estimate": scores["iou"],
-                                                        **scores["interval"]}
+    segmentation, why_not = scores.segmentation, scores.segmentation_skipped
+    metrics["segmentation"] = segmentation
+    if segmentation is not None:
+        metrics["headline"]["segmentation_iou"] = segmentation["iou"]
+        if segmentation.get("interval"):
+            metrics["intervals"]["segmentation_iou"] = {"estimate": segmentation["iou"],
+                                                        **segmentation["interval"]}
     elif why_not:
         metrics["skipped"]["segmentation"] = why_not
     return metrics
 
 
-def _write_outputs(config, out_dir: Path, metrics, arrays, labels, predictions, specs,
-                   per_image_iou, log) -> list[Path]:
+def _write_outputs(config: EvalConfig, out_dir: Path, metrics: dict, scores: Scores,
+                   log) -> list[Path]:
     """``metrics.json``, ``predictions.csv`` and, with ``--report``, the report and figures."""
     import numpy as np
 
     from maskmtl_cli.reports.report import write_metrics_json, write_predictions_csv, write_report
 
+    arrays, labels, predictions = scores.arrays, scores.labels, scores.predictions
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [write_metrics_json(metrics, out_dir / "metrics.json"),
-             write_predictions_csv(arrays.paths, labels, predictions, specs,
-                                   out_dir / "predictions.csv", per_image_iou)]
+             write_predictions_csv(arrays.paths, labels, predictions, scores.specs,
+                                   out_dir / "predictions.csv", scores.per_image_iou)]
     if config.report:
         log("Writing report.md and figures")
         ages = labels.get("age", np.full(len(arrays), np.nan))

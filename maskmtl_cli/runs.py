@@ -1,8 +1,12 @@
-"""Where a model's files are: run folders, ``.keras`` and ``.onnx`` files, the newest run.
+"""Run folders: the names of their files, and where a model's files are (the newest run).
 
 A run folder written by ``maskmtl train`` (``runs/train``, ``runs/train2``, ...) holds
-``best.keras`` and ``best.onnx`` next to ``config.json``, ``tasks.json``, ``history.csv``,
-``curves.png`` and ``summary.json``.
+``config.json`` (the resolved ``TrainConfig``), ``best.keras`` (the network at its best
+validation loss) and ``best.onnx`` (the same network for ONNX Runtime, written when training
+ends), ``last.keras`` (network, loss weights and optimizer state after the latest epoch; what
+``--resume`` reloads), ``state.json`` (epoch counter and best-so-far), ``tasks.json``,
+``history.csv``, ``curves.png`` and ``summary.json``. This module is the one home of those names;
+``training.run_folder`` makes and resumes run folders, ``inference`` loads their models.
 """
 
 from __future__ import annotations
@@ -13,11 +17,18 @@ from pathlib import Path
 
 from maskmtl_cli.errors import ModelError
 
-#: Model file names inside a run folder: the best epoch by validation loss.
-BEST_MODEL = "best.keras"
-BEST_ONNX = "best.onnx"
 #: Resolved training configuration inside a run folder.
-RUN_CONFIG = "config.json"
+CONFIG_FILE = "config.json"
+#: Model files inside a run folder: the best epoch by validation loss.
+BEST_FILE = "best.keras"
+BEST_ONNX_FILE = "best.onnx"
+LAST_FILE = "last.keras"
+STATE_FILE = "state.json"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+SUMMARY_FILE = "summary.json"
+#: Name of the first run folder; later ones are train2, train3, ...
+DEFAULT_RUN_NAME = "train"
 _MODEL_HINT = ("Pass a run folder written by `maskmtl train` (for example runs/train), or a "
                ".keras or .onnx model file.")
 
@@ -56,7 +67,7 @@ def resolve_model_files(path: str | Path) -> ModelFiles:
     """
     path = Path(path).expanduser()
     if path.is_dir():
-        keras_file, onnx_file = path / BEST_MODEL, path / BEST_ONNX
+        keras_file, onnx_file = path / BEST_FILE, path / BEST_ONNX_FILE
         files = ModelFiles(keras_file if keras_file.is_file() else None,
                            onnx_file if onnx_file.is_file() else None)
         if files.keras is None and files.onnx is None:
@@ -64,7 +75,7 @@ def resolve_model_files(path: str | Path) -> ModelFiles:
             if (path / "last.keras").is_file():
                 hint = (" It holds last.keras, so training was interrupted before an epoch "
                         f"finished validation: resume it with `maskmtl train --resume {path}`.")
-            raise ModelError(f"No {BEST_MODEL} in '{path}' (nor {BEST_ONNX}).{hint} "
+            raise ModelError(f"No {BEST_FILE} in '{path}' (nor {BEST_ONNX_FILE}).{hint} "
                              f"{_MODEL_HINT}")
         return files
     if not path.exists():
@@ -97,11 +108,11 @@ def latest_run(root: str | Path = "runs") -> Path:
         ModelError: ``root`` does not exist or holds no run with a ``best.keras``.
     """
     root = Path(root).expanduser()
-    runs = [p for name in (BEST_MODEL, BEST_ONNX) for p in root.glob(f"*/{name}")
+    runs = [p for name in (BEST_FILE, BEST_ONNX_FILE) for p in root.glob(f"*/{name}")
             if p.is_file()] if root.is_dir() else []
     if not runs:
         raise ModelError(
-            f"No trained run found under '{root}/' (no */{BEST_MODEL}). Train one with "
+            f"No trained run found under '{root}/' (no */{BEST_FILE}). Train one with "
             "`maskmtl train`, or pass a run folder or .keras file explicitly."
         )
     newest = max(runs, key=lambda p: (p.stat().st_mtime, str(p)))
@@ -123,7 +134,7 @@ def run_config(path: str | Path) -> dict | None:
     """
     path = Path(path).expanduser()
     folder = path if path.is_dir() else path.parent
-    config_path = folder / RUN_CONFIG
+    config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         return None
     try:

@@ -5,7 +5,7 @@ Writes ``docs/masks_gallery.png`` (all templates, then a row of colours and text
 the shipped NASA portrait is used, never UTKFace images. Needs dlib and face_recognition_models
 (for the landmarks)::
 
-    python -m maskmtl_cli.masking.render_gallery docs/
+    python -m tools.render_gallery docs/
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from maskmtl_cli.masking.render_raster import resolve_points, sample_curve
 from maskmtl_cli.masking.style import TEMPLATE_NAMES, choose_style
 from maskmtl_cli.masking.templates import face_frame, template_spec
 
-SAMPLE = Path(__file__).resolve().parent.parent / "assets" / "samples" / "astronaut.jpg"
+SAMPLE = (Path(__file__).resolve().parent.parent / "maskmtl_cli" / "assets" / "samples"
+          / "astronaut.jpg")
 LOOKS = [("surgical", "light-blue", "plain"), ("n95", "white", "plain"), ("kn95", "black", "plain"),
          ("cloth", "navy", "floral"), ("valved", "white", "plain"), ("duckbill", "mint", "plain"),
          ("surgical", "white", "plain"), ("cloth", "red", "check"),

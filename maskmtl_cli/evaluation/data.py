@@ -41,7 +41,7 @@ def fairness_groups(rows, columns: tuple[str, ...], specs, manifest
         DataError: A column the manifest does not have.
     """
     from maskmtl_cli.data.task_labels import class_key, label_columns, task_targets
-    from maskmtl_cli.fairness import class_groups
+    from maskmtl_cli.evaluation.fairness import class_groups
 
     if not columns:
         return None, {}
@@ -81,7 +81,7 @@ def score_segmentation(rows, predicted: np.ndarray | None, size: int, options,
         has no mask, or None).
     """
     from maskmtl_cli.data.dataset import load_masks
-    from maskmtl_cli.evaluation import segmentation_metrics
+    from maskmtl_cli.evaluation.metrics import segmentation_metrics
 
     if predicted is None:
         return None, None, None
@@ -100,7 +100,7 @@ def score_segmentation(rows, predicted: np.ndarray | None, size: int, options,
 
 def _mean_interval(values: np.ndarray, options) -> dict[str, float] | None:
     """Percentile bootstrap interval of a mean (``options``' resamples, seed, confidence)."""
-    from maskmtl_cli.bootstrap import resample_indices
+    from maskmtl_cli.evaluation.bootstrap import resample_indices
 
     if options.bootstrap <= 0 or not len(values):
         return None

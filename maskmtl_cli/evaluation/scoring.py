@@ -1,7 +1,7 @@
 """Building blocks shared by the evaluation metrics and their bootstrap intervals.
 
 Which rows have a known label, the predicted classes, and precision/recall/F1 from confusion
-matrices. They live apart from ``maskmtl_cli.evaluation`` so that ``maskmtl_cli.bootstrap`` can
+matrices. They live apart from ``evaluation.metrics`` so that ``evaluation.bootstrap`` can
 use them without importing the module that imports it.
 """
 

@@ -7,7 +7,7 @@ right half is mirrored through the landmark mirror table.
 
 Run after editing, then run the tests::
 
-    python -m maskmtl_cli.masking.build_templates
+    python -m tools.build_templates
 
 Canonical units: x to the image right, y down, origin at the eye line on the face midline, and
 the jaw width from landmark 0 to landmark 16 is 2. A control point is a dict
@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from maskmtl_cli.masking.render_frame import MIRROR, face_frame
+from tools.render_frame import MIRROR, face_frame
 
-OUT_DIR = Path(__file__).resolve().parent.parent / "assets" / "masks"
+OUT_DIR = Path(__file__).resolve().parent.parent / "maskmtl_cli" / "assets" / "masks"
 FORMAT_VERSION = 1
 
 

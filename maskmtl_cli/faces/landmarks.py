@@ -2,9 +2,10 @@
 
 Faces are found with dlib's HOG frontal detector, its CNN (MMOD) detector or RetinaFace (the
 detector of `maskmtl predict`, which finds masked and turned faces that HOG misses), and
-landmarked with dlib's 68-point shape predictor (iBUG 300-W points, 0-based: jaw 0-16, brows 17-26, nose 27-35,
-eyes 36-47, mouth 48-67). All model files come from the ``face-recognition-models`` package, so
-nothing is downloaded. Each model is loaded at most once per process.
+landmarked with dlib's 68-point shape predictor (iBUG 300-W points, 0-based: jaw 0-16, brows
+17-26, nose 27-35, eyes 36-47, mouth 48-67). All model files come from the
+``face-recognition-models`` package, so nothing is downloaded. Each model is loaded at most
+once per process.
 
 Two ways to get a face box:
 
@@ -27,7 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskmtl_cli.errors import InputError, ModelError
+from maskmtl_cli.errors import InputError
+from maskmtl_cli.faces.dlib_models import (  # noqa: F401  (re-exported)
+    cnn_detector,
+    hog_detector,
+    import_dlib,
+    shape_predictor,
+)
 from maskmtl_cli.schema import MASK_DETECTORS as DETECTORS
 
 #: A RetinaFace box (x0, y0, x1, y1) -> the box dlib's shape predictor expects (HOG-like):
@@ -93,68 +100,10 @@ class FaceBox:
         return f"{self.left} {self.top} {self.right} {self.bottom}"
 
 
-def _import_dlib():
-    try:
-        import dlib
-    except ImportError as error:  # pragma: no cover - dlib is a hard dependency
-        raise ModelError(
-            f"dlib is not importable ({error}). Install it with `pip install dlib-bin`."
-        ) from None
-    return dlib
-
-
-def _model_file(kind: str) -> str:
-    try:
-        import face_recognition_models as models
-    except ImportError:  # pragma: no cover - a hard dependency
-        raise ModelError(
-            "The dlib model files are missing: install them with "
-            "`pip install face-recognition-models`."
-        ) from None
-    locate = {
-        "predictor": models.pose_predictor_model_location,
-        "cnn": models.cnn_face_detector_model_location,
-    }[kind]
-    return locate()
-
-
-@functools.cache
-def shape_predictor():
-    """dlib's 68-point shape predictor (about 1 s to load; cached per process)."""
-    dlib = _import_dlib()
-    path = _model_file("predictor")
-    try:
-        return dlib.shape_predictor(path)
-    except RuntimeError as error:
-        raise ModelError(
-            f"Cannot load the 68-point shape predictor {path}: {error}. "
-            "Reinstall face-recognition-models."
-        ) from None
-
-
-@functools.cache
-def hog_detector():
-    """dlib's HOG frontal face detector (cached per process)."""
-    return _import_dlib().get_frontal_face_detector()
-
-
-@functools.cache
-def cnn_detector():
-    """dlib's CNN (MMOD) face detector (cached per process)."""
-    dlib = _import_dlib()
-    path = _model_file("cnn")
-    try:
-        return dlib.cnn_face_detection_model_v1(path)
-    except RuntimeError as error:
-        raise ModelError(
-            f"Cannot load the CNN face detector {path}: {error}. Reinstall face-recognition-models."
-        ) from None
-
-
 @functools.cache
 def retinaface_detector():
     """RetinaFace on ONNX Runtime, as `maskmtl predict` runs it (cached per process)."""
-    from maskmtl_cli.prediction.detection import get_detector
+    from maskmtl_cli.faces.detection import get_detector
 
     return get_detector("retinaface")
 
@@ -293,7 +242,7 @@ class DlibLandmarker:
         """
         import cv2
 
-        dlib = _import_dlib()
+        dlib = import_dlib()
         predictor = shape_predictor()
         width = max(box.width, 1)
         scale = LANDMARK_FACE_SIZE / width
