@@ -14,6 +14,25 @@ from maskmtl_cli.errors import ModelError
 from maskmtl_cli.model_schema import specs_from_metadata, specs_from_outputs
 
 
+def session_options(threads: int | None = None):
+    """ONNX Runtime options for every session of maskmtl (the model and RetinaFace).
+
+    Intra-op threads do not spin-wait for the next piece of work: maskmtl alternates between
+    two sessions (detector, then model) and Python work in between, and spinning threads of one
+    session took the cores from the other. Measured on the 2 cores, default model, one photo
+    through ``predict_image``: 67-69 ms and 135-147 ms of CPU with spinning, 44-47 ms and
+    70-76 ms without (docs/predict.md).
+    """
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
+
+
 class OnnxModel:
     """A maskmtl model run by ONNX Runtime, with the interface the rest of the code uses.
 
@@ -33,13 +52,9 @@ class OnnxModel:
         import onnxruntime
 
         self.path = Path(path)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        if threads is not None:
-            options.intra_op_num_threads = threads
         try:
             self.session = onnxruntime.InferenceSession(
-                str(self.path), options, providers=["CPUExecutionProvider"])
+                str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types
             reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
             raise ModelError(

@@ -144,9 +144,9 @@ class RetinaFaceDetector:
         import onnxruntime
         from retinaface.weights import WEIGHTS
 
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(WEIGHTS, options,
+        from maskmtl_cli.onnx_model import session_options
+
+        self._session = onnxruntime.InferenceSession(WEIGHTS, session_options(),
                                                      providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         self.threshold = float(threshold)
