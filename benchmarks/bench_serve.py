@@ -207,6 +207,7 @@ def main() -> int:
     parser.add_argument("--engine", help="engine (default: `maskmtl serve`'s)")
     parser.add_argument("--detector", help="detector (default: `maskmtl serve`'s)")
     parser.add_argument("--workers", type=int, help="server threads (default: the server's)")
+    parser.add_argument("--min-face", type=int, help="smallest face (default: the server's)")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=50, help="timed requests per client")
     parser.add_argument("--total", type=int, default=1000, help="requests in all (memory)")
@@ -221,9 +222,9 @@ def main() -> int:
         parser.error("--total must be at least --baseline + --clients x --requests")
 
     arguments = []
-    for option in ("model", "engine", "detector", "workers"):
+    for option in ("model", "engine", "detector", "workers", "min_face"):
         if getattr(args, option) is not None:
-            arguments += [f"--{option}", str(getattr(args, option))]
+            arguments += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     context = machine()
     body = multipart(photo_640x480())
     with tempfile.TemporaryDirectory() as folder:
@@ -249,8 +250,8 @@ def main() -> int:
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": context,
-        "server": {key: health[key] for key in ("model", "detector", "engine", "workers",
-                                                "version")},
+        "server": {key: health.get(key) for key in ("model", "detector", "engine", "min_face",
+                                                    "workers", "version")},
         "photo": {"size": "640x480", "bytes": len(body)},
         "clients": args.clients, "timed_requests": timed, "requests": load.done,
         "errors": len(load.errors), "first_errors": load.errors[:3],

@@ -121,6 +121,16 @@ def test_health_names_model_detector_engine_and_version(client):
     assert health["detector"] == defaults.detector and health["engine"] == defaults.engine
     assert health["tasks"] == ["age", "gender", "race"]
     assert health["max_upload_bytes"] == 20_000_000
+    assert health["min_face"] == defaults.min_face
+
+
+def test_min_face_is_the_servers_smallest_face(astronaut):
+    """The astronaut's face is about 100 px wide: found by default, not with --min-face 300."""
+    from maskmtl_cli.serve.service import PredictOptions
+
+    strict = PredictionService(ServeConfig(min_face=300))
+    assert strict.health()["min_face"] == 300
+    assert json.loads(strict.predict(astronaut, PredictOptions(flip=False, faces="all"))) == []
 
 
 def test_predict_answers_exactly_what_predict_json_prints(client, astronaut_path, astronaut,

@@ -24,7 +24,7 @@ _SERVE_PACKAGES = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
 def serve_command(
     model: Annotated[Optional[Path], typer.Option(
         "--model", "-m",
-        help="Run folder from `maskmtl train` (uses its best.keras) or a .keras file. "
+        help="Run folder from `maskmtl train` (uses its best.onnx) or a .onnx or .keras file. "
              "Default: the pretrained model shipped with maskmtl.", show_default=False)] = None,
     detector: Annotated[Optional[str], typer.Option(
         help="Face detector, one of those `maskmtl predict --detector` takes. "
@@ -47,6 +47,10 @@ def serve_command(
         min=0.001, rich_help_panel=_LIMITS,
         help="Largest photo accepted, in millions of pixels, read from the file's header "
              f"before decoding (stops decompression bombs). \\[default: {_D.max_megapixels:g}]",
+        show_default=False)] = None,
+    min_face: Annotated[Optional[int], typer.Option(
+        min=1, help="Smallest face to find, in pixels; larger values cost less CPU per photo "
+                    f"(as `maskmtl predict --min-face`). \\[default: {_D.min_face}]",
         show_default=False)] = None,
     workers: Annotated[Optional[int], typer.Option(
         min=1, rich_help_panel=_LIMITS,
@@ -76,7 +80,7 @@ def serve_command(
         raise typer.Exit(code=2)
     options = {"model": model, "detector": detector, "engine": engine, "host": host,
                "port": port, "max_upload_mb": max_upload_mb, "max_megapixels": max_megapixels,
-               "workers": workers}
+               "min_face": min_face, "workers": workers}
     config = ServeConfig(**{key: value for key, value in options.items() if value is not None})
     _check_choices(config)
     if not is_loopback(config.host):

@@ -67,6 +67,7 @@ class Health(BaseModel):
     defaults: dict[str, object]
     max_upload_bytes: int
     max_pixels: int
+    min_face: int
     workers: int
 
 

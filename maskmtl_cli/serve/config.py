@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskmtl_cli.prediction.config import PredictConfig
+
 #: How to install the server's dependencies (the ``serve`` extra).
 INSTALL_HINT = ("pip install 'maskmtl[serve]' (in a maskmtl checkout: pip install '.[serve]'; "
                 "or the packages themselves: pip install fastapi uvicorn python-multipart)")
@@ -30,6 +32,9 @@ class ServeConfig:
         max_upload_mb: Largest photo accepted, in megabytes (10**6 bytes).
         max_megapixels: Largest photo accepted, in millions of pixels, checked from the file's
             header before decoding (so a small file cannot expand into gigabytes).
+        min_face: Smallest face to find, in pixels (as `maskmtl predict --min-face`): larger
+            values let RetinaFace search photos at a smaller enlargement, which costs less CPU
+            per request.
         workers: Photos predicted at the same time (threads off the event loop).
         max_connections: Open connections and requests beyond which uvicorn answers 503.
     """
@@ -41,6 +46,7 @@ class ServeConfig:
     port: int = 8000
     max_upload_mb: float = 20.0
     max_megapixels: float = 25.0
+    min_face: int = PredictConfig.min_face
     workers: int = default_workers()
     max_connections: int = 64
 

@@ -116,6 +116,7 @@ class PredictionService:
             "defaults": dict(self.predict_defaults),
             "max_upload_bytes": self.config.max_upload_bytes,
             "max_pixels": self.config.max_pixels,
+            "min_face": self.config.min_face,
             "workers": self.config.workers,
         }
 
@@ -173,7 +174,8 @@ class PredictionService:
             raise RequestError(422, "unreadable_image", f"{error}. Send a complete photo in one "
                                f"of these formats: {', '.join(PHOTO_FORMATS)}.") from None
         records = predict_image(image, self.model, self.detector, faces=options.faces,
-                                flip=options.flip, file=options.filename, engine=self.engine)
+                                min_face=self.config.min_face, flip=options.flip,
+                                file=options.filename, engine=self.engine)
         return records_to_json(records)
 
     def check_size(self, size: int) -> None:
