@@ -135,6 +135,16 @@ class TaskSpec:
                    weight=data.get("weight"))
 
 
+def to_spec(item, from_name) -> TaskSpec:
+    """``item`` as a TaskSpec: a spec as it is, a dict through ``TaskSpec.from_dict``, anything
+    else by its name through ``from_name``."""
+    if isinstance(item, TaskSpec):
+        return item
+    if isinstance(item, dict):
+        return TaskSpec.from_dict(item)
+    return from_name(str(item))
+
+
 def default_spec(name: str) -> TaskSpec | None:
     """The built-in spec of a UTKFace task (None for other names)."""
     return _DEFAULTS.get(name)
@@ -207,14 +217,7 @@ def parse_task_list(text) -> tuple[TaskSpec, ...]:
     """
     items = [part.strip() for part in text.split(",") if part.strip()] \
         if isinstance(text, str) else list(text)
-    specs = []
-    for item in items:
-        if isinstance(item, TaskSpec):
-            specs.append(item)
-        elif isinstance(item, dict):
-            specs.append(TaskSpec.from_dict(item))
-        else:
-            specs.append(_spec_from_token(str(item)))
+    specs = [to_spec(item, _spec_from_token) for item in items]
     if not specs:
         raise InputError(f"--tasks is empty. Choose any of: {', '.join(UTKFACE_TASK_NAMES)}, "
                          "or label columns of the manifest.")

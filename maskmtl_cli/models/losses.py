@@ -34,7 +34,7 @@ import keras
 from keras import ops
 
 from maskmtl_cli.models.age_layers import AGE_BINS, AGE_DISTRIBUTION
-from maskmtl_cli.tasks import CLASSIFICATION, TaskSpec, default_spec, is_sigmoid
+from maskmtl_cli.tasks import CLASSIFICATION, TaskSpec, default_spec, is_sigmoid, to_spec
 
 #: Weight of the L1 term (years) beside the KL term of the label-distribution age loss.
 LDL_L1_WEIGHT = 0.05
@@ -98,15 +98,7 @@ TASK_LOSSES = {"age": age_loss, "gender": gender_loss, "race": race_loss}
 
 def as_specs(tasks) -> list[TaskSpec]:
     """Task specs from specs, their dicts or UTKFace task names."""
-    specs = []
-    for task in tasks:
-        if isinstance(task, TaskSpec):
-            specs.append(task)
-        elif isinstance(task, dict):
-            specs.append(TaskSpec.from_dict(task))
-        else:
-            specs.append(default_spec(str(task)))
-    return specs
+    return [to_spec(task, default_spec) for task in tasks]
 
 
 def known_labels(y_true, spec: TaskSpec):
