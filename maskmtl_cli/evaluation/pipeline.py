@@ -233,7 +233,7 @@ def _prepare(config: EvalConfig, log) -> EvalInputs:
         model_path, train_config is not None)
     check_inputs_are_spared(out_dir, [manifest, model_path, *rows["path"]])
     log(f"Manifest {manifest}: {len(rows)} rows in split {config.split}.")
-    log(f"Loading model {model_path}")
+    log(f"Loading model {model_path} (engine {config.engine})")
     return EvalInputs(model_path, train_config, manifest, rows, out_dir)
 
 
