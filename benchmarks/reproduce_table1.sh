@@ -20,7 +20,7 @@ EPOCHS=${EPOCHS:-15}
 SEED=${SEED:-0}
 SEEDS=${SEEDS:-0}
 ROWS=${ROWS-"hier-nl-deep-ldl hier-nl hier hard hier-nl-unmasked age-only gender-only race-only soft notebook"}
-RANDOM_ROWS=${RANDOM_ROWS-"random-deep-ldl random-compact48 random-wide64"}
+RANDOM_ROWS=${RANDOM_ROWS-"random-ship random-deep-ldl random-compact48 random-wide64"}
 MASKMTL=${MASKMTL:-maskmtl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 export TF_CPP_MIN_LOG_LEVEL=3
@@ -38,7 +38,9 @@ cd "$WORK"
 
 row_args() {  # row_args ROW TRAINING_SEED
   local SEED=$2
-  local COMMON="--color rgb --image-size 48 --batch-size 64 --epochs $EPOCHS --lr-schedule cosine --augment --seed $SEED"
+  # Issue 7's rows: every option that train's defaults have changed since is pinned.
+  local OLD="--preset compact --age-loss l1 --race-balance none"
+  local COMMON="$OLD --color rgb --image-size 48 --batch-size 64 --epochs $EPOCHS --lr-schedule cosine --augment --seed $SEED"
   case "$1" in
     hier-nl)          echo "manifest_masked.csv --arch hierarchical --nonlocal $COMMON" ;;
     hier)             echo "manifest_masked.csv --arch hierarchical --no-nonlocal $COMMON" ;;
@@ -49,12 +51,13 @@ row_args() {  # row_args ROW TRAINING_SEED
     gender-only)      echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks gender $COMMON" ;;
     race-only)        echo "manifest_masked.csv --arch hierarchical --no-nonlocal --tasks race $COMMON" ;;
     # issue 12: the shipped recipe (train's defaults since then) on the paper's protocol
-    hier-nl-deep-ldl) echo "manifest_masked.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
-    notebook)         echo "manifest_masked.csv --arch hierarchical --preset notebook --color gray --image-size 48 --batch-size 32 --epochs $EPOCHS --seed $SEED" ;;
+    hier-nl-deep-ldl) echo "manifest_masked.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --race-balance none --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
+    notebook)         echo "manifest_masked.csv --arch hierarchical --no-nonlocal --preset notebook --color gray --image-size 48 --batch-size 32 --epochs $EPOCHS --lr-schedule constant --no-augment --age-loss l1 --race-balance none --seed $SEED" ;;
     # random split (80/10/10 of all photos): candidates for the shipped model
-    random-compact48) echo "manifest_masked_random.csv --arch hierarchical --nonlocal --color rgb --image-size 48 --batch-size 64 --epochs 18 --lr-schedule cosine --augment --seed $SEED" ;;
-    random-deep-ldl)  echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
-    random-wide64)    echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset wide --color rgb --image-size 64 --batch-size 64 --epochs 16 --lr-schedule cosine --augment --seed $SEED" ;;
+    random-compact48) echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset compact --age-loss l1 --race-balance none --color rgb --image-size 48 --batch-size 64 --epochs 18 --lr-schedule cosine --augment --seed $SEED" ;;
+    random-ship)      echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --race-balance logit-adjust --race-tau 0.25 --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
+    random-deep-ldl)  echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset deep --age-loss ldl --race-balance none --color rgb --image-size 48 --batch-size 64 --epochs 40 --lr-schedule cosine --augment --seed $SEED" ;;
+    random-wide64)    echo "manifest_masked_random.csv --arch hierarchical --nonlocal --preset wide --age-loss l1 --race-balance none --color rgb --image-size 64 --batch-size 64 --epochs 16 --lr-schedule cosine --augment --seed $SEED" ;;
     *) echo "unknown row $1" >&2; exit 2 ;;
   esac
 }

@@ -131,8 +131,9 @@ def test_default_manifest_and_run_names_and_reload(dataset, tmp_path, monkeypatc
     images = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     predicted = inference.predict_arrays(model, images)
     direct = trainer.network(images.astype("float32"), training=False)
-    np.testing.assert_array_equal(predicted["age"], np.asarray(direct["age"])[:, 0])
-    np.testing.assert_array_equal(predicted["race"], np.asarray(direct["race"]))
+    # Equal up to float rounding: the ldl age is a 117-term expectation, summed in another order.
+    np.testing.assert_allclose(predicted["age"], np.asarray(direct["age"])[:, 0], rtol=1e-6)
+    np.testing.assert_allclose(predicted["race"], np.asarray(direct["race"]), atol=1e-6)
     again = inference.predict_arrays(inference.load_model("runs/train/best.keras", "keras"),
                                      images)
     np.testing.assert_array_equal(predicted["gender"], again["gender"])

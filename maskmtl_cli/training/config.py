@@ -121,8 +121,8 @@ class TrainConfig:
     augment: bool = True
     age_loss: str = "ldl"
     age_sigma: float = 2.5
-    race_balance: str = "none"
-    race_tau: float = 1.0
+    race_balance: str = "logit-adjust"
+    race_tau: float = 0.25
     age_reweight: str = "none"
     weight_decay: float = 0.0
     loss_weights: dict[str, float] = field(default_factory=dict)
