@@ -250,7 +250,7 @@ def main() -> int:
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": context,
-        "server": {key: health.get(key) for key in ("model", "detector", "engine", "min_face",
+        "server": {key: health[key] for key in ("model", "detector", "engine", "min_face",
                                                     "workers", "version")},
         "photo": {"size": "640x480", "bytes": len(body)},
         "clients": args.clients, "timed_requests": timed, "requests": load.done,

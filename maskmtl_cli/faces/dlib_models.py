@@ -38,18 +38,21 @@ def _model_file(kind: str) -> str:
     return locate()
 
 
+def _load(kind: str, build_name: str, what: str):
+    """dlib's ``build_name`` on the model file of ``kind``; ModelError naming ``what``."""
+    build = getattr(import_dlib(), build_name)
+    path = _model_file(kind)
+    try:
+        return build(path)
+    except RuntimeError as error:
+        raise ModelError(f"Cannot load the {what} {path}: {error}. "
+                         "Reinstall face-recognition-models.") from None
+
+
 @functools.cache
 def shape_predictor():
     """dlib's 68-point shape predictor (about 1 s to load; cached per process)."""
-    dlib = import_dlib()
-    path = _model_file("predictor")
-    try:
-        return dlib.shape_predictor(path)
-    except RuntimeError as error:
-        raise ModelError(
-            f"Cannot load the 68-point shape predictor {path}: {error}. "
-            "Reinstall face-recognition-models."
-        ) from None
+    return _load("predictor", "shape_predictor", "68-point shape predictor")
 
 
 @functools.cache
@@ -61,11 +64,4 @@ def hog_detector():
 @functools.cache
 def cnn_detector():
     """dlib's CNN (MMOD) face detector (cached per process)."""
-    dlib = import_dlib()
-    path = _model_file("cnn")
-    try:
-        return dlib.cnn_face_detection_model_v1(path)
-    except RuntimeError as error:
-        raise ModelError(
-            f"Cannot load the CNN face detector {path}: {error}. Reinstall face-recognition-models."
-        ) from None
+    return _load("cnn", "cnn_face_detection_model_v1", "CNN face detector")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.errors import ModelError
+from maskmtl_cli.io import atomic_path
 from maskmtl_cli.model_schema import (
     ONNX_METADATA_KEY,
     TRAINING_ONLY_OUTPUTS,
@@ -103,14 +104,10 @@ def export_onnx(network, path: str | Path, check: bool = True, specs=None) -> di
                                            for name, output in zip(names, network.outputs)})
     if keras.backend.backend() != "tensorflow":
         return _export_in_subprocess(network, path, check, specs)
-    temp = path.with_name(f".{path.stem}.tmp.onnx")
-    try:
+    with atomic_path(path, suffix=".onnx") as temp:  # kept only if the parity check passes
         _convert(network, temp)
         _write_metadata(temp, specs_to_json(specs, SEGMENTATION in network.output_names))
         differences = check_parity(network, temp, specs=specs) if check else {}
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
     return differences
 
 
