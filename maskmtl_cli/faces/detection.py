@@ -153,7 +153,7 @@ class RetinaFaceDetector:
         self.nms_threshold = float(nms_threshold)
 
     def detect(self, image: np.ndarray, min_face: int = 20) -> list[Face]:
-        """Faces at least about ``min_face`` pixels wide in an RGB uint8 image."""
+        """Faces at least about ``min_face`` pixels wide in an RGB (or gray) uint8 image."""
         height, width = image.shape[:2]
         if min(height, width) < 2:
             return []

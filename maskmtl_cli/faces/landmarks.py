@@ -110,8 +110,6 @@ def retinaface_detector():
 
 def retinaface_boxes(image: np.ndarray) -> list[FaceBox]:
     """RetinaFace's faces in an RGB (or gray) image as boxes for dlib's shape predictor."""
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
     height, width = image.shape[:2]
     scale_w, scale_h, shift_x, shift_y = RETINAFACE_TO_DLIB_BOX
     boxes = []
