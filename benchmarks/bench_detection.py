@@ -36,7 +36,6 @@ CANVAS = (640, 480)
 FACE_RANGE = (40, 200)
 #: The face of an aligned UTKFace crop, as fractions of the crop (the box `mask --aligned` uses).
 FACE_IN_CROP = (0.075, 0.075, 0.97, 0.97)
-THRESHOLDS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 @dataclass
@@ -108,12 +107,12 @@ def canvases_of(files: list[Path], seed: int, edge: bool = False):
         yield make_canvas(files, index, seed, edge)
 
 
-def run_detector(name: str, files: list[Path], seed: int, threshold: float | None = None):
-    """Detections per canvas for one detector, the canvases (without their pixels) and the
-    time spent detecting."""
+def run_detector(name: str, files: list[Path], seed: int, detector=None):
+    """Detections per canvas for one detector (by name, or the object given), the canvases
+    (without their pixels) and the time spent detecting."""
     from maskmtl_cli.faces.detection import get_detector
 
-    detector = get_detector(name, threshold) if name == "retinaface" else get_detector(name)
+    detector = detector or get_detector(name)
     found, canvases, seconds = [], [], 0.0
     for canvas in canvases_of(files, seed):
         start = time.perf_counter()
@@ -203,34 +202,62 @@ def read_labels(files: list[Path]) -> dict[str, tuple[int, int, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--masked", type=Path, required=True,
-                        help="Output folder of `maskmtl mask` on utkface200_part1.")
-    parser.add_argument("--step", type=int, default=1, help="Every N-th masked crop only.")
+    parser.add_argument("--masked", type=Path,
+                        help="Output folder of `maskmtl mask` on utkface200_part1: canvases.")
+    parser.add_argument("--photos", type=Path, action="append", default=[],
+                        help="A folder of ordinary photos (e.g. ../shared/data/realphotos/bare): "
+                             "faces per photo, parts of faces, time by size. Repeatable.")
+    parser.add_argument("--portraits", type=Path,
+                        help="A folder of face crops: one-face portraits of 200-4,000 px.")
+    parser.add_argument("--old-tree", type=Path,
+                        help="An older checkout whose RetinaFace is measured in the same run "
+                             "(photos and portraits modes).")
+    parser.add_argument("--annotate", type=Path, help="Photos mode: write an annotated sample "
+                        "and contact sheets here (outside the repository).")
+    parser.add_argument("--sample", type=int, default=100, help="Photos in that sample.")
+    parser.add_argument("--min-face", type=int, default=20)
+    parser.add_argument("--step", type=int, default=1, help="Every N-th crop or photo only.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--detectors", default="retinaface,mtcnn")
     parser.add_argument("--model", type=Path, help="Also compare the alignment border modes.")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+    from detection_photos import run_photos, run_portraits
+
+    for index, folder in enumerate(args.photos):
+        annotate = args.annotate / folder.name if args.annotate else None
+        run_photos(folder, args.old_tree, args.min_face, annotate, args.sample, args.step)
+    if args.portraits:
+        run_portraits(args.portraits, args.old_tree, args.min_face, args.step)
+    if args.masked:
+        run_canvases(args)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
+
+
+def run_canvases(args: argparse.Namespace) -> None:
+    """Recall and false detections on masked canvases, per detector."""
     files = sorted(p for p in args.masked.iterdir() if p.suffix.lower() == ".jpg")
     files = files[::args.step]
     print(f"{len(files)} masked crops from {args.masked}; canvases {CANVAS[0]}x{CANVAS[1]}, "
           f"faces {FACE_RANGE[0]}-{FACE_RANGE[1]} px, a third rotated by up to 20 degrees, "
-          f"seed {args.seed}; cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}")
+          f"seed {args.seed}")
     results = {}
     for name in [part.strip() for part in args.detectors.split(",") if part.strip()]:
-        low = min(THRESHOLDS) if name == "retinaface" else None
-        results[name] = run_detector(name, files, args.seed, low)
+        results[name] = run_detector(name, files, args.seed)
         canvases = results[name]["canvases"]
         per_canvas = 1000 * results[name]["seconds"] / len(canvases)
         print(f"\n{name}: {per_canvas:.1f} ms per canvas")
-        if name == "retinaface":
-            for threshold in THRESHOLDS:
-                report(name, canvases, results[name]["faces"], threshold)
-        else:
-            report(name, canvases, results[name]["faces"])
+        report(name, canvases, results[name]["faces"])
+    if args.old_tree:
+        from detection_photos import old_detector
+
+        result = run_detector("retinaface", files, args.seed, detector=old_detector(args.old_tree))
+        print(f"\nretinaface (old tree): "
+              f"{1000 * result['seconds'] / len(result['canvases']):.1f} ms per canvas")
+        report("retinaface-old", result["canvases"], result["faces"])
     if args.model:
         score_borders(args.model, files, args.seed, read_labels(files))
-    print(f"\nload average at end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -129,3 +129,75 @@ def test_no_face_in_a_crop_shaped_image_suggests_aligned(tiny_model, tmp_path):
     assert result.exit_code == 0
     assert "look like aligned face crops" in " ".join(result.stderr.split())
     assert "--aligned" in result.stderr
+
+
+def portrait_of(photo: np.ndarray, side: int, masked: bool = False) -> np.ndarray:
+    """A close-up portrait: the astronaut's head filling about half of a ``side`` px photo
+    (from 200 px, a small upload, to 4,000 px, a phone camera), optionally with a flat mask."""
+    head = photo[10:330, 66:386].copy()  # 320x320 around the 95 px face
+    if masked:
+        cv2.ellipse(head, (157, 150), (62, 45), 0, 0, 360, (170, 200, 230), -1)
+    interpolation = cv2.INTER_AREA if side < 320 else cv2.INTER_CUBIC
+    return cv2.resize(head[60:250, 60:250], (side, side), interpolation=interpolation)
+
+
+@pytest.mark.parametrize("side", [200, 400, 800, 1600, 2400, 4000])
+@pytest.mark.parametrize("masked", [False, True])
+def test_one_face_in_a_close_up_portrait_of_any_size(photo, side, masked):
+    """Enlarged beyond the network's largest anchors a face fell apart into parts (an eye and
+    a cheek, half a face) that were reported as faces of their own (issue 20)."""
+    image = portrait_of(photo, side, masked)
+    faces = get_detector("retinaface").detect(image)
+    assert len(faces) == 1, [(f.box, round(f.score, 3)) for f in faces]
+    x, y, w, h = faces[0].box
+    assert 0.35 * side < w < 0.9 * side  # the whole face, not a part of it
+
+
+@pytest.mark.parametrize("side", [256, 1024, 2048, 3072])
+def test_the_astronaut_at_several_sizes_is_one_face(photo, side):
+    image = cv2.resize(photo, (side, side), interpolation=cv2.INTER_CUBIC)
+    faces = get_detector("retinaface").detect(image)
+    assert len(faces) == 1
+    assert np.abs(eyes_of(faces[0]) * 512 / side - np.array(EYES)).max() < 8
+
+
+def test_small_and_large_faces_in_one_photo_are_each_found_once(photo):
+    """One head filling half the photo and five small ones (faces of about 24-52 px): exact
+    count, the small faces found by the enlarged pass and the large one by the coarse pass."""
+    head = photo[20:260, 130:330]
+    canvas = np.full((960, 1280, 3), 110, np.uint8)
+    canvas[100:820, 60:660] = cv2.resize(head, (600, 720), interpolation=cv2.INTER_CUBIC)
+    spots = ((760, 80, 50), (900, 220, 70), (1050, 80, 90), (800, 600, 110), (1100, 700, 80))
+    for x, y, side in spots:
+        canvas[y:y + round(side * 1.2), x:x + side] = cv2.resize(
+            head, (side, round(side * 1.2)), interpolation=cv2.INTER_AREA)
+    faces = get_detector("retinaface").detect(canvas)
+    assert len(faces) == 6, [(f.box, round(f.score, 3)) for f in faces]
+    largest = max(faces, key=lambda face: face.area)
+    assert largest.box[2] > 250 and largest.box[0] < 300
+
+
+def test_pyramid_scales_fit_the_largest_and_the_smallest_faces():
+    from maskmtl_cli.faces.retinaface import pyramid_scales
+
+    scales = pyramid_scales(640, 480, 20)
+    assert len(scales) == 2 and scales[0] * 480 <= 400 and scales[-1] == pytest.approx(2.4)
+    big = pyramid_scales(4000, 3000, 20)
+    assert big[0] * 4000 <= 640 and big[-1] * 4000 == pytest.approx(1536)
+    assert pyramid_scales(640, 480, 100) == [pytest.approx(0.48)]  # one pass, shrunk
+    for width, height in ((200, 200), (512, 512), (1024, 768), (3000, 4000)):
+        scales = pyramid_scales(width, height, 20)
+        assert all(b / a <= 4.0 + 1e-6 for a, b in zip(scales, scales[1:]))
+
+
+def test_a_part_of_a_face_is_not_a_second_face():
+    from maskmtl_cli.faces.retinaface import drop_contained
+
+    corners = np.array([[100, 100, 300, 340],    # the face
+                        [120, 120, 200, 200],    # an eye and a cheek, inside it
+                        [150, 330, 250, 420],    # the chin line, eyes just below the box
+                        [290, 150, 400, 290]],   # a neighbour overlapping the edge
+                       dtype=float)
+    eyes = np.array([[[150, 180], [250, 180]], [[140, 150], [180, 150]],
+                     [[175, 355], [225, 355]], [[320, 200], [370, 200]]], dtype=float)
+    assert drop_contained(corners, eyes, np.arange(4)) == [0, 3]

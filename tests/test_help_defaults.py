@@ -129,7 +129,7 @@ NO_DEFAULT = {
     "mask": {"input_dir", "output_dir", "aligned", "save_masks", "overwrite", "as_json",
              "limit", "ray"},
     "split": {"data_dir", "labels", "parts", "json_output"},
-    "eval": {"report", "json_output", "flip", "compare"},
+    "eval": {"report", "json_output", "flip", "detect", "compare"},
     "predict": {"inputs", "aligned", "as_json", "as_csv", "annotate", "cam", "masks", "flip",
                 "strict"},
     "serve": set(),

@@ -10,7 +10,7 @@ import typer
 
 from maskmtl_cli.cli.app import app, guarded
 from maskmtl_cli.evaluation.config import EvalConfig
-from maskmtl_cli.schema import ENGINES
+from maskmtl_cli.schema import DETECTORS, ENGINES
 
 
 class Split(str, Enum):
@@ -62,6 +62,14 @@ def evaluate_command(
     cache_dir: Annotated[Optional[Path], typer.Option(
         help="Image cache folder (default: $MASKMTL_CACHE_DIR or ~/.cache/maskmtl).",
         show_default=False)] = None,
+    detect: Annotated[bool, typer.Option(
+        "--detect", help="The manifest lists photos, not aligned crops: find and align their "
+                         "faces as `maskmtl predict` does and score the largest of each.")
+    ] = _D.detect,
+    detector: Annotated[Literal[DETECTORS], typer.Option(
+        help="Face detector for --detect (as in `maskmtl predict`).")] = _D.detector,
+    min_face: Annotated[int, typer.Option(
+        min=1, help="Smallest face --detect searches for, in pixels.")] = _D.min_face,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Compare evaluated runs side by side from their metrics.json "
                           "(all runs under runs/ when none are named).")] = False,
@@ -79,6 +87,11 @@ def evaluate_command(
     Writes metrics.json and predictions.csv to RUN/eval (or --out), and
     report.md with PNG figures with --report. Tables go to stdout; --json
     prints the metrics JSON only. Without RUN: the most recent run in runs/.
+
+    With --detect the manifest's images are ordinary photos: each photo's
+    faces are found and aligned as `maskmtl predict` does, the largest is
+    scored, and metrics.json gets a detection section (photos without a
+    face are listed, never dropped silently).
 
     Example: maskmtl eval runs/train --report
     """
@@ -101,7 +114,7 @@ def evaluate_command(
         report=report, batch_size=batch_size, flip=flip, engine=engine,
         cache_dir=cache_dir if cache_dir is not None else "default",
         metrics=MetricOptions(bootstrap=bootstrap, seed=seed, min_group_size=min_group),
-        group_by=parse_group_by(group_by))
+        group_by=parse_group_by(group_by), detect=detect, detector=detector, min_face=min_face)
     outcome = evaluate_run(config, log=lambda line: err_console.print(line, highlight=False,
                                                                        soft_wrap=True))
     print_evaluation(outcome.metrics, json_output)

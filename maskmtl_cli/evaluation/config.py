@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from maskmtl_cli.schema import EVAL_AGE_BAND_EDGES
+from maskmtl_cli.schema import DEFAULT_DETECTOR, EVAL_AGE_BAND_EDGES
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,10 @@ class EvalConfig:
         metrics: How the metrics are computed.
         group_by: Manifest columns whose value combinations form the fairness groups; empty
             means gender x ethnicity where those labels exist.
+        detect: The manifest's images are photos: find and align their faces as `predict`
+            does and score the largest face of each (``detection`` in metrics.json).
+        detector: Face detector for ``detect`` (as ``maskmtl predict --detector``).
+        min_face: Smallest face ``detect`` searches for, in pixels.
     """
 
     run: Path | None = None
@@ -68,6 +72,9 @@ class EvalConfig:
     cache_dir: Path | str | None = "default"
     metrics: MetricOptions = field(default_factory=MetricOptions)
     group_by: tuple[str, ...] = ()
+    detect: bool = False
+    detector: str = DEFAULT_DETECTOR
+    min_face: int = 20
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (paths as strings)."""

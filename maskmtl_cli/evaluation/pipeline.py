@@ -137,6 +137,7 @@ class Scores:
     segmentation: dict | None
     segmentation_skipped: str | None
     per_image_iou: Any
+    detection: Any = None  # evaluation.photos.DetectionSummary with --detect
 
 
 def evaluate_run(config: EvalConfig, log: Callable[[str], None] | None = None) -> EvalOutcome:
@@ -195,7 +196,11 @@ def _predict_and_score(model, labelled, inputs: EvalInputs, config: EvalConfig, 
 
     size, color_mode = inference.input_spec(model)
     specs = inference.task_specs(model)
-    arrays = _load_images(inputs.rows, size, color_mode, config, log, timing)
+    detection = None
+    if config.detect:
+        arrays, detection = _detect_faces(inputs.rows, size, color_mode, config, log, timing)
+    else:
+        arrays = _load_images(inputs.rows, size, color_mode, config, log, timing)
     mark = time.perf_counter()
     log(f"Predicting {len(arrays)} faces" + (" (with flip averaging)" if config.flip else ""))
     predictions = inference.predict_arrays(model, arrays.images, config.batch_size, config.flip,
@@ -213,7 +218,7 @@ def _predict_and_score(model, labelled, inputs: EvalInputs, config: EvalConfig, 
         if labelled else None
     timing["metrics"] = time.perf_counter() - mark
     return Scores(arrays, (size, color_mode), specs, labels, predictions, result, segmentation,
-                  why_not, per_image_iou)
+                  why_not, per_image_iou, detection)
 
 
 def _prepare(config: EvalConfig, log) -> EvalInputs:
@@ -257,6 +262,25 @@ def _load_images(rows, size: int, color_mode: str, config: EvalConfig, log, timi
     return arrays
 
 
+def _detect_faces(rows, size: int, color_mode: str, config: EvalConfig, log, timing: dict):
+    """``--detect``: the largest face of each photo, found and aligned as `predict` does."""
+    from maskmtl_cli.evaluation.photos import load_detected
+
+    mark = time.perf_counter()
+    arrays, summary = load_detected(rows, size, color_mode, config.detector, config.min_face,
+                                    log)
+    timing["detect"] = time.perf_counter() - mark
+    if arrays.failures:
+        listed = "; ".join(f"{path} ({why})" for path, why in arrays.failures[:_LISTED_FAILURES])
+        log(f"{len(arrays.failures)} photos could not be read and are left out: {listed}")
+    if len(arrays) == 0:
+        raise DataError(f"No face was found in any of the {summary.photos} readable photos of "
+                        f"split {config.split} ({len(arrays.failures)} unreadable). Check that "
+                        "the manifest lists photos, try a smaller --min-face, or drop --detect "
+                        "if the images are aligned face crops.")
+    return arrays, summary
+
+
 def _metrics(config: EvalConfig, inputs: EvalInputs, scores: Scores, timing: dict) -> dict:
     """The content of ``metrics.json``: ``meta``, every metric, and the segmentation scores."""
     from maskmtl_cli import __version__
@@ -286,6 +310,12 @@ def _metrics(config: EvalConfig, inputs: EvalInputs, scores: Scores, timing: dic
         metrics = {"meta": meta, "n": len(arrays), "tasks": [], "skipped": {}, "headline": {},
                    "intervals": {}, "classification": {}, "age": None, "regression": {},
                    "fairness": None, "options": config.to_dict()["metrics"]}
+    if scores.detection is not None:
+        metrics["detection"] = scores.detection.to_dict()
+        metrics["headline_scope"] = (
+            f"the largest face of the {len(arrays)} photos with a face "
+            f"({len(scores.detection.no_face)} of {scores.detection.photos} without one are "
+            "left out)")
     segmentation, why_not = scores.segmentation, scores.segmentation_skipped
     metrics["segmentation"] = segmentation
     if segmentation is not None:

@@ -101,6 +101,7 @@ def report_markdown(metrics: dict[str, Any], figures: dict[str, Path]) -> str:
         f"{'on' if meta['flip'] else 'off'}.",
         f"- maskmtl {meta['maskmtl_version']}, {meta['created']}. Per-face predictions: "
         "`predictions.csv`.\n",
+        md(tables.detection_table(metrics), 2) if metrics.get("detection") else "",
         "## Headline\n", md(tables.headline_table(metrics)),
         md(tables.paper_table(metrics)) if tables.has_utkface_tasks(metrics) else "",
     ]

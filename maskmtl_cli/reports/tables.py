@@ -123,6 +123,8 @@ def headline_table(metrics: dict[str, Any]) -> TableSpec:
             f"{options.get('seed')}." if intervals else "No bootstrap intervals (--bootstrap 0).")
     note += (" Constant: the best constant guess on these faces (majority class; median or "
              "mean true age).")
+    if metrics.get("headline_scope"):
+        note += f" These metrics cover {metrics['headline_scope']}."
     skipped = metrics.get("skipped", {})
     if skipped:
         note += " Not scored: " + "; ".join(f"{task_title(t).lower()} ({why})"
@@ -247,9 +249,30 @@ def fairness_tables(metrics: dict[str, Any]) -> list[TableSpec]:
     return [groups, summary]
 
 
+def detection_table(metrics: dict[str, Any]) -> TableSpec:
+    """What ``eval --detect`` found on the photos (the ``detection`` section)."""
+    found = metrics["detection"]
+    share = found["photos_with_face_share"]
+    rows = (("Photos read", str(found["photos"])),
+            ("Photos with a face", f"{found['photos_with_face']}"
+             + (f" ({100 * share:.1f}%)" if share is not None else "")),
+            ("Faces found", str(found["faces_found"])),
+            ("Faces per photo", fmt(found["faces_per_photo"], 3)),
+            ("Seconds per photo", fmt(found["seconds_per_photo"], 3)))
+    missing = found["no_face"]
+    note = (f"Detector {found['detector']}, faces of {found['min_face']} px and more, found and "
+            "aligned as `maskmtl predict` does; the largest face of each photo is scored.")
+    if missing:
+        listed = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10
+                                             else "")
+        note += f" No face found (left out): {listed}."
+    return TableSpec("Face detection", ("", "Value"), rows, note)
+
+
 def evaluation_tables(metrics: dict[str, Any]) -> list[TableSpec]:
     """Every table of an evaluation, in reading order."""
-    tables = [headline_table(metrics)]
+    tables = [detection_table(metrics)] if metrics.get("detection") else []
+    tables.append(headline_table(metrics))
     if has_utkface_tasks(metrics):
         tables.append(paper_table(metrics))
     for task in metrics["classification"]:
