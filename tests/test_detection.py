@@ -200,4 +200,8 @@ def test_a_part_of_a_face_is_not_a_second_face():
                        dtype=float)
     eyes = np.array([[[150, 180], [250, 180]], [[140, 150], [180, 150]],
                      [[175, 355], [225, 355]], [[320, 200], [370, 200]]], dtype=float)
-    assert drop_contained(corners, eyes, np.arange(4)) == [0, 3]
+    scores = np.array([0.999, 0.98, 0.9, 0.95])
+    assert drop_contained(corners, scores, eyes, np.arange(4)) == [0, 3]
+    # A larger box that scores lower (a blurred poster face behind) swallows nothing.
+    poster = np.array([0.7, 0.98, 0.9, 0.95])
+    assert drop_contained(corners, poster, eyes, np.arange(4)) == [0, 3, 2, 1]

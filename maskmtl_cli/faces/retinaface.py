@@ -148,17 +148,19 @@ def _pass_images(image: np.ndarray, scales: list[float]) -> list[np.ndarray]:
     return [made[scale] for scale in scales]
 
 
-def drop_contained(corners: np.ndarray, eyes: np.ndarray, keep: np.ndarray,
+def drop_contained(corners: np.ndarray, scores: np.ndarray, eyes: np.ndarray, keep: np.ndarray,
                    share: float = _RETINAFACE_CONTAINED) -> list[int]:
     """The indices of ``keep`` that are faces of their own, not parts of a larger face.
 
-    A box is part of a larger kept box when at least ``share`` of its area lies inside it (an
-    eye and a cheek, half a face), or when both its eyes do: a second face whose eyes lie inside
-    a nearer face's box would be hidden behind it, so what was found there is the nearer face's
-    own chin, mask edge or ear.
+    A box is part of a larger kept box that scores higher when at least ``share`` of its area
+    lies inside it (an eye and a cheek, half a face), or when both its eyes do: a second face
+    whose eyes lie inside a nearer face's box would be hidden behind it, so what was found there
+    is the nearer face's own chin, mask edge or ear. A larger box that scores lower does not
+    swallow a face: a sharp face in front of a poster of a blurred giant face is a face.
 
     Args:
         corners: (N, 4) boxes as ``x0, y0, x1, y1``.
+        scores: (N,) their scores.
         eyes: (N, 2, 2) the two eye points of each box.
         keep: Indices into ``corners`` (after non-maximum suppression).
         share: Smallest share of a box's area inside a larger box that makes it a part.
@@ -169,7 +171,8 @@ def drop_contained(corners: np.ndarray, eyes: np.ndarray, keep: np.ndarray,
     areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
     kept: list[int] = []
     for index in sorted(keep.tolist(), key=lambda i: -areas[i]):
-        if not any(_part_of(corners[index], eyes[index], corners[other], share)
+        if not any(scores[other] > scores[index]
+                   and _part_of(corners[index], eyes[index], corners[other], share)
                    for other in kept):
             kept.append(index)
     return kept
@@ -271,7 +274,7 @@ class RetinaFaceDetector:
         sizes = np.stack([corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1]], 1)
         keep = cv2.dnn.NMSBoxes(np.concatenate([corners[:, :2], sizes], 1).tolist(),
                                 found.scores.tolist(), self.threshold, self.nms_threshold)
-        keep = drop_contained(corners, found.points[:, :2],
+        keep = drop_contained(corners, found.scores, found.points[:, :2],
                               np.asarray(keep, dtype=np.int64).reshape(-1))
         faces = []
         for index in keep:
