@@ -116,10 +116,10 @@ def _bytetrack(rate: float):
     return update
 
 
-def _norfair(rate: float):
+def _norfair(rate: float, distance: float = 0.9):
     from norfair import Detection, Tracker
 
-    tracker = Tracker(distance_function="iou", distance_threshold=0.8,
+    tracker = Tracker(distance_function="iou", distance_threshold=distance,
                       hit_counter_max=max(1, int(rate)), initialization_delay=0)
     counter = [0]
 
@@ -137,11 +137,11 @@ def _norfair(rate: float):
     return update
 
 
-def score(kind: str, scenarios: dict) -> dict:
+def score(kind: str, scenarios: dict, distance: float = 0.9) -> dict:
     """Run one tracker over every scenario; the counts described in the module docstring."""
     results = {}
     for name, (frames, truth, rate) in scenarios.items():
-        update = (_bytetrack if kind == "bytetrack" else _norfair)(rate)
+        update = _bytetrack(rate) if kind == "bytetrack" else _norfair(rate, distance)
         seconds, last, seen, switches, no_id = 0.0, {}, {}, 0, 0
         ids_given = set()
         for boxes, people in zip(frames, truth):
@@ -173,6 +173,10 @@ def main() -> None:
                         help="NAME=FOLDER: import tracker NAME (bytetrack, norfair, "
                              "norfair-enough) from FOLDER")
     parser.add_argument("--min-face", type=int, default=40)
+    parser.add_argument("--norfair-distance", type=float, default=0.9,
+                        help="norfair's IoU distance threshold (1 - smallest IoU to match)")
+    parser.add_argument("--cached", action="store_true",
+                        help="reuse the detections of the previous run")
     parser.add_argument("--scenarios", help="(internal) a JSON file of cached detections")
     parser.add_argument("--kind", help="(internal) the tracker to score in this process")
     args = parser.parse_args()
@@ -181,19 +185,21 @@ def main() -> None:
         scenarios = {name: ([np.asarray(b).reshape(-1, 5) for b in frames],
                             [{int(k): v for k, v in people.items()} for people in truth], rate)
                      for name, (frames, truth, rate) in data.items()}
-        print(json.dumps(score(args.kind, scenarios)))
+        print(json.dumps(score(args.kind, scenarios, args.norfair_distance)))
         return
-    scenarios = _scenarios(args.min_face)
     cache = Path("/tmp/bench_trackers_scenarios.json")
-    cache.write_text(json.dumps({name: ([b.tolist() for b in frames], truth, rate)
-                                 for name, (frames, truth, rate) in scenarios.items()}))
+    if not args.cached:
+        scenarios = _scenarios(args.min_face)
+        cache.write_text(json.dumps({name: ([b.tolist() for b in frames], truth, rate)
+                                     for name, (frames, truth, rate) in scenarios.items()}))
     print(f"{'tracker':<16}{'scenario':<10}{'people':>7}{'ids':>5}{'fragments':>10}"
           f"{'switches':>9}{'no id':>7}{'ms/update':>10}")
     for site in args.site:
         name, folder = site.split("=", 1)
         kind = "bytetrack" if name == "bytetrack" else "norfair"
         done = subprocess.run([sys.executable, __file__, "--scenarios", str(cache), "--kind",
-                               kind], capture_output=True, text=True,
+                               kind, "--norfair-distance", str(args.norfair_distance)],
+                              capture_output=True, text=True,
                               env={"PYTHONPATH": f"{folder}:{ROOT}", "PATH": "/usr/bin:/bin"})
         if done.returncode:
             print(f"{name:<16}failed: {done.stderr.strip().splitlines()[-1]}")

@@ -160,3 +160,34 @@ def crossing_clip(seconds: float = 3.0, fps: float = 30.0, width: int = 640,
         frames[index] = frame
         truth.append(boxes)
     return Clip(frames, fps, truth)
+
+
+def main() -> None:
+    """Write the test clip, or take one frame of a video as a PNG (docs/predict.md)::
+
+        python -m tools.render_clip clip.mp4
+        python -m tools.render_clip --frame 80 annotated/clip.mp4 docs/predict_video_frame.png
+    """
+    import argparse
+
+    import cv2
+
+    parser = argparse.ArgumentParser(description=main.__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, help="CLIP, or VIDEO PNG with --frame")
+    parser.add_argument("--frame", type=int, help="take this frame of VIDEO into PNG")
+    args = parser.parse_args()
+    if args.frame is None:
+        clip = astronaut_clip()
+        write_clip(args.paths[0], clip.frames, clip.fps)
+        return
+    capture = cv2.VideoCapture(str(args.paths[0]))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, args.frame)
+    ok, frame = capture.read()
+    capture.release()
+    if not ok:
+        raise SystemExit(f"{args.paths[0]} has no frame {args.frame}")
+    cv2.imwrite(str(args.paths[1]), frame)
+
+
+if __name__ == "__main__":
+    main()

@@ -25,7 +25,7 @@ def predict_command(
         help="Photos, videos (.mp4/.avi/.mov/.mkv/.webm/.m4v, any OpenCV reads), or folders "
              "searched recursively for .jpg/.jpeg/.png/.bmp/.webp/.tif and those videos; "
              "- reads one image from standard input (maskmtl predict - < photo.jpg).",
-        show_default=False)] = None,
+        metavar="INPUTS", show_default=False)] = None,
     model: Annotated[Optional[Path], typer.Option(
         "--model", "-m",
         help="Run folder from `maskmtl train` (its best.onnx / best.keras), or a .onnx or "
@@ -104,6 +104,9 @@ def predict_command(
     """
     if as_json and as_csv:
         raise typer.BadParameter("Pass at most one of --json and --csv.", param_hint="--json")
+    if not inputs and camera is None:
+        raise typer.BadParameter("Pass photos, videos or folders (or --camera N).",
+                                 param_hint="INPUTS")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from maskmtl_cli.cli.predict_render import print_result, progress_reporter
     from maskmtl_cli.cli.predict_video_render import check_interrupted, video_progress_reporter

@@ -22,8 +22,10 @@ import numpy as np
 
 from maskmtl_cli.tasks import GENDER_NAMES, RACE_NAMES
 
-#: Two boxes belong to the same track when their overlap (IoU) is above 1 minus this.
-_IOU_DISTANCE = 0.8
+#: Two boxes belong to the same track when their overlap (IoU) is above 1 minus this (0.1, as
+#: ByteTrack's minimum; with 0.8 a face that moved and zoomed between frames 6 apart got a new
+#: id, benchmarks/bench_trackers.py).
+_IOU_DISTANCE = 0.9
 #: How long (seconds of processed frames) a track lives on without a detection, so that a face
 #: missed for a moment (blur, a hand, a turned head) keeps its id.
 _MEMORY_S = 1.0
