@@ -1,5 +1,6 @@
-"""Face trackers compared on synthetic clips: ByteTrack (roboflow ``trackers``, the home of
-supervision's ByteTrack since supervision 0.27) against norfair (IoU distance).
+"""Face trackers compared on synthetic clips: ByteTrack (Roboflow's ``trackers``: supervision
+0.31 no longer has ``sv.ByteTrack``) against norfair and its maintained fork
+norfair-enough (IoU distance).
 
 RetinaFace runs once per frame of each clip (``--min-face``, the video default); every tracker
 then gets the same boxes, so the comparison is about association only. Scored against the
@@ -13,10 +14,14 @@ it overlaps by IoU >= 0.3:
 - ms/update: mean wall time of one tracker update.
 
 Scenarios: ``enter`` (tests/test_predict_video.py's clip: the astronaut moving and zooming, a
-second face sliding in half way), ``every3`` / ``every6`` (the same, every third or sixth frame), ``dropouts`` (the
-first person undetected for 12 frames in a row, plus 10% of detections dropped at random),
-``jitter`` (4 px of noise on every box edge), ``cross`` (two faces crossing, one over the
-other).
+second face sliding in half way), ``every3`` / ``every6`` (the same, every third or sixth
+frame), ``dropouts`` (the first person undetected for 12 frames in a row, plus 10% of
+detections dropped at random), ``jitter`` (4 px of noise on every box edge), ``cross`` (two
+faces crossing, one over the other).
+
+Settings shared by all: 1 s of memory, matches down to IoU 0.1 (``--norfair-distance 0.9``;
+ByteTrack's ``minimum_iou_threshold``), an id from a face's first detection where the tracker
+allows it.
 
 Each tracker is imported from its own folder, so that installing one does not disturb the
 other (norfair-enough and norfair both install the module ``norfair``)::

@@ -268,3 +268,12 @@ def test_track_book_pools_means_spreads_and_votes():
     assert ethnicity.votes["White"] == pytest.approx(2 / 3)
     assert (second.track, second.frames, second.task("age").std) == (2, 1, 0.0)
     assert book.label(_record(2, 1, 40, 0.2, 0.1)) == "T1 30y female 0.60 White 0.50"
+
+
+def test_video_without_faces_with_strict_exits_3(tmp_path):
+    blank = np.repeat(_background(640, 480)[None], 6, axis=0)
+    path = write_clip(tmp_path / "wall.mp4", blank, 30.0)
+    result = predict(path, "--strict")
+    assert result.exit_code == 3
+    stderr = " ".join(result.stderr.split())
+    assert f"No face found in '{path}'" in stderr and "No face found in 1 of 1 inputs" in stderr

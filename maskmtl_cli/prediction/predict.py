@@ -356,7 +356,8 @@ def check_strict(result: PredictResult, config: PredictConfig) -> None:
     if config.strict and result.no_face:
         shown = ", ".join(result.no_face[:5]) + (" ..." if len(result.no_face) > 5 else "")
         raise NoFaceError(
-            f"No face found in {len(result.no_face)} of {result.images} images ({shown}) and "
+            f"No face found in {len(result.no_face)} of {result.images + result.videos} "
+            f"{'inputs' if result.videos else 'images'} ({shown}) and "
             "--strict is set. Try a smaller --min-face, another --detector, or --aligned for "
             "face crops.")
 
