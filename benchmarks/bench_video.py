@@ -32,13 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 
 def _clip(seconds: float, faces: int):
-    from tools.render_clip import _head, _paste, astronaut_clip
+    from tools.render_clip import astronaut_clip, head_image, paste_head
 
     clip = astronaut_clip(seconds=seconds, second_face=faces >= 2)
     if faces >= 3:
-        small = _head(True)
+        small = head_image(True)
         for frame, truth in zip(clip.frames, clip.truth):
-            truth[2] = _paste(frame, small, 0.45, 20, 350)
+            truth[2] = paste_head(frame, small, 0.45, 20, 350)
     return clip
 
 

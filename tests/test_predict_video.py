@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from maskmtl_cli.cli import app
 from maskmtl_cli.prediction.records import FaceRecord
 from maskmtl_cli.prediction.tracking import TrackBook
-from tools.render_clip import _background, _head, _paste, astronaut_clip, write_clip
+from tools.render_clip import astronaut_clip, head_image, paste_head, wall, write_clip
 
 runner = CliRunner()
 
@@ -97,8 +97,8 @@ def test_track_age_is_near_the_single_photo_prediction(clip, every_frame):
     records, tracks, _, _ = every_frame
     first_track = next(r["track"] for r in records if _person(r, clip.truth[r["frame"]]) == 0)
     for mirrored, scale in ((False, 0.75), (True, 0.85)):
-        still = _background(640, 480).copy()
-        _paste(still, _head(mirrored), scale, 200, 100)
+        still = wall(640, 480).copy()
+        paste_head(still, head_image(mirrored), scale, 200, 100)
         (photo,) = predict_image(still, DEFAULT_MODEL)
         track = next(t for t in tracks if (t["track"] == first_track) != mirrored)
         assert abs(track["age"] - photo.age) <= 5.0, (track["age"], photo.age)
@@ -271,7 +271,7 @@ def test_track_book_pools_means_spreads_and_votes():
 
 
 def test_video_without_faces_with_strict_exits_3(tmp_path):
-    blank = np.repeat(_background(640, 480)[None], 6, axis=0)
+    blank = np.repeat(wall(640, 480)[None], 6, axis=0)
     path = write_clip(tmp_path / "wall.mp4", blank, 30.0)
     result = predict(path, "--strict")
     assert result.exit_code == 3

@@ -37,7 +37,9 @@ class Clip:
     truth: list[dict[int, tuple[int, int, int, int]]]
 
 
-def _head(mirrored: bool) -> np.ndarray:
+def head_image(mirrored: bool) -> np.ndarray:
+    """The astronaut's head and shoulders (``HEAD_REGION``), RGB; ``mirrored``: the second
+    "person" of the clips."""
     from PIL import Image
 
     portrait = np.asarray(Image.open(ASTRONAUT).convert("RGB"))
@@ -49,7 +51,7 @@ def _head(mirrored: bool) -> np.ndarray:
     return head
 
 
-def _background(width: int, height: int) -> np.ndarray:
+def wall(width: int, height: int) -> np.ndarray:
     """A soft grey-blue gradient with a few darker stripes (a wall, not a flat colour)."""
     xs = np.linspace(0.0, 1.0, width)[None, :, None]
     ys = np.linspace(0.0, 1.0, height)[:, None, None]
@@ -58,7 +60,7 @@ def _background(width: int, height: int) -> np.ndarray:
     return np.clip(base - stripes, 0, 255).astype(np.uint8)
 
 
-def _paste(frame: np.ndarray, head: np.ndarray, scale: float, left: float, top: float):
+def paste_head(frame: np.ndarray, head: np.ndarray, scale: float, left: float, top: float):
     """Paste ``head`` scaled by ``scale`` with its top-left at (left, top); the face box in the
     frame (clipped), or None when less than 60% of the face is in the frame."""
     import cv2
@@ -91,8 +93,8 @@ def astronaut_clip(seconds: float = 3.0, fps: float = 30.0, width: int = 640, he
     Deterministic: the same arguments give the same frames.
     """
     count = int(round(seconds * fps))
-    heads = (_head(False), _head(True))
-    background = _background(width, height)
+    heads = (head_image(False), head_image(True))
+    background = wall(width, height)
     frames = np.empty((count, height, width, 3), np.uint8)
     truth = []
     for index in range(count):
@@ -100,12 +102,12 @@ def astronaut_clip(seconds: float = 3.0, fps: float = 30.0, width: int = 640, he
         frame = background.copy()
         boxes = {}
         scale = 0.55 + 0.4 * t
-        box = _paste(frame, heads[0], scale, 10 + 180 * t, 40 + 30 * np.sin(2 * np.pi * t))
+        box = paste_head(frame, heads[0], scale, 10 + 180 * t, 40 + 30 * np.sin(2 * np.pi * t))
         if box is not None:
             boxes[0] = box
         if second_face and t >= 0.5:
             enter = min(1.0, (t - 0.5) / 0.25)  # slides in over a quarter of the clip
-            box = _paste(frame, heads[1], 0.85, width - 200 * enter, 210)
+            box = paste_head(frame, heads[1], 0.85, width - 200 * enter, 210)
             if box is not None:
                 boxes[1] = box
         frames[index] = frame
@@ -139,8 +141,8 @@ def crossing_clip(seconds: float = 3.0, fps: float = 30.0, width: int = 640,
     """Two faces crossing: the astronaut walks left to right, the mirrored copy right to left
     a little lower and in front, hiding her face for a moment in the middle of the clip."""
     count = int(round(seconds * fps))
-    heads = (_head(False), _head(True))
-    background = _background(width, height)
+    heads = (head_image(False), head_image(True))
+    background = wall(width, height)
     frames = np.empty((count, height, width, 3), np.uint8)
     truth = []
     scale = 0.6
@@ -149,9 +151,9 @@ def crossing_clip(seconds: float = 3.0, fps: float = 30.0, width: int = 640,
         t = index / max(count - 1, 1)
         frame = background.copy()
         boxes = {}
-        box = _paste(frame, heads[0], scale, -60 + (width - 40) * t, 90)
+        box = paste_head(frame, heads[0], scale, -60 + (width - 40) * t, 90)
         front_left, front_top = width - 80 - (width - 40) * t, 130
-        front = _paste(frame, heads[1], scale, front_left, front_top)
+        front = paste_head(frame, heads[1], scale, front_left, front_top)
         hidden = (round(front_left), round(front_top), head_w, head_h)
         if box is not None and _covered(box, hidden) < 0.4:
             boxes[0] = box
