@@ -109,7 +109,8 @@ def _predict_expected() -> dict[str, str]:
     config = PredictConfig(inputs=())
     return {"detector": config.detector, "faces": config.faces,
             "min_face": str(config.min_face), "batch_size": str(config.batch_size),
-            "engine": config.engine}
+            "engine": config.engine, "every": str(config.every),
+            "video_min_face": str(config.video_min_face)}
 
 
 def _serve_expected() -> dict[str, str]:
@@ -131,7 +132,7 @@ NO_DEFAULT = {
     "split": {"data_dir", "labels", "parts", "json_output"},
     "eval": {"report", "json_output", "flip", "detect", "compare"},
     "predict": {"inputs", "aligned", "as_json", "as_csv", "annotate", "cam", "masks", "flip",
-                "strict"},
+                "strict", "camera", "tracks"},
     "serve": set(),
 }
 

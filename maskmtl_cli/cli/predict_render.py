@@ -109,12 +109,35 @@ def tiny_crop_warnings(result: PredictResult) -> list[str]:
     ]
 
 
+def print_tables(result: PredictResult) -> None:
+    """The default output: the photos' faces, then the videos' tracks (tables on wide
+    terminals, one line per face or track on narrow ones)."""
+    from maskmtl_cli.cli.predict_video_render import tracks_lines, tracks_table
+    from maskmtl_cli.console import out_console
+
+    photos = [record for record in result.records if record.frame is None]
+    wide = out_console.width >= _TABLE_WIDTH
+    if photos:
+        if wide:
+            out_console.print(records_table(photos))
+        else:
+            for line in records_lines(photos):
+                out_console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if result.tracks:
+        if wide:
+            out_console.print(tracks_table(result.tracks))
+        else:
+            for line in tracks_lines(result.tracks):
+                out_console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
 def print_result(result: PredictResult, output_format: str = "table") -> None:
     """Results to stdout in ``output_format`` (table, json or csv); problems and a summary to
     stderr."""
     import typer
     from rich.markup import escape
 
+    from maskmtl_cli.cli.predict_video_render import print_video_notes, video_summary
     from maskmtl_cli.console import err_console, out_console
 
     for _, reason in result.unreadable:
@@ -140,18 +163,18 @@ def print_result(result: PredictResult, output_format: str = "table") -> None:
     for warning in tiny_crop_warnings(result)[:_MAX_LISTED]:
         err_console.print(f"[yellow]Warning:[/] {escape(warning)}", highlight=False,
                           soft_wrap=True)
+    print_video_notes(result)
     if output_format == "json":
         typer.echo(records_to_json(result.records))
     elif output_format == "csv":
         typer.echo(records_to_csv(result.records), nl=False)
-    elif result.records:
-        if out_console.width >= _TABLE_WIDTH:
-            out_console.print(records_table(result.records))
-        else:
-            for line in records_lines(result.records):
-                out_console.print(line, highlight=False, markup=False, soft_wrap=True)
-    summary = (f"{len(result.records)} face(s) in {result.images} image(s); model "
+    else:
+        print_tables(result)
+    photo_faces = sum(record.frame is None for record in result.records)
+    summary = (f"{photo_faces} face(s) in {result.images} image(s); model "
                f"{result.model_path}, detector {result.detector}.")
+    if result.videos:
+        summary = video_summary(result, photo_faces)
     if result.annotated:
         summary += f" Annotated copies: {len(result.annotated)} in {result.annotate_dir}."
     if result.cams:

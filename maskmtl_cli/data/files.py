@@ -7,6 +7,8 @@ from pathlib import Path
 
 #: File suffixes treated as images (compared lower-case).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: File suffixes `maskmtl predict` reads as videos (with OpenCV), from folders and when named.
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 #: What `maskmtl mask` writes at the top of its output folder beside the masked images: the
 #: records, the binary masks (``--save-masks``) and the contact sheet (``--preview``).
 MASKS_CSV = "masks.csv"
@@ -26,12 +28,13 @@ def mask_run_extras(root: Path) -> frozenset[Path]:
     return frozenset((root / name).resolve() for name in (MASKS_DIR, PREVIEW_PNG))
 
 
-def scan_image_files(root: Path, excluded: frozenset[Path] | set[Path] = frozenset()
-                     ) -> tuple[list[Path], int]:
+def scan_image_files(root: Path, excluded: frozenset[Path] | set[Path] = frozenset(),
+                     suffixes: tuple[str, ...] = IMAGE_SUFFIXES) -> tuple[list[Path], int]:
     """Image files below ``root`` (sorted) and the count of other files.
 
     Hidden files and folders (names starting with a dot) are skipped, and so are folders and
-    files whose resolved path is in ``excluded``; folder links are not followed.
+    files whose resolved path is in ``excluded``; folder links are not followed. ``suffixes``:
+    the files to list (`predict` adds ``VIDEO_SUFFIXES``).
     """
     images, ignored = [], 0
     for folder, subfolders, files in os.walk(root):
@@ -40,7 +43,7 @@ def scan_image_files(root: Path, excluded: frozenset[Path] | set[Path] = frozens
         for name in files:
             if name.startswith(".") or (excluded and Path(folder, name).resolve() in excluded):
                 continue
-            if os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+            if os.path.splitext(name)[1].lower() in suffixes:
                 images.append(Path(folder, name))
             else:
                 ignored += 1

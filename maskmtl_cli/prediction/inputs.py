@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 #: File suffixes read from folders (case-insensitive). Files named explicitly are always tried.
-from maskmtl_cli.data.files import IMAGE_SUFFIXES, scan_image_files
+from maskmtl_cli.data.files import IMAGE_SUFFIXES, VIDEO_SUFFIXES, scan_image_files
 from maskmtl_cli.errors import DataError, ImageTooLargeError, InputError
 from maskmtl_cli.faces.alignment import square_crop, to_model_input
 
@@ -35,6 +35,21 @@ class InputImage:
 
     path: Path
     relative: PurePath
+
+    @property
+    def is_video(self) -> bool:
+        """A video file (by its suffix, ``VIDEO_SUFFIXES``); everything else is read as a
+        photo."""
+        return self.path != STDIN and self.path.suffix.lower() in VIDEO_SUFFIXES
+
+    @property
+    def annotated_name(self) -> PurePath:
+        """Its annotated copy's name in ``--annotate``: the same for photos; for videos an
+        .mp4 (``clip.mp4``, ``clip.avi.mp4``)."""
+        relative = self.relative
+        if not self.is_video or relative.suffix.lower() == ".mp4":
+            return relative
+        return relative.with_name(f"{relative.name}.mp4")
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -211,7 +226,8 @@ def prefetch(function: Callable, items: list, ahead: int):
 
 
 def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> list[InputImage]:
-    """Expand files and folders (recursive, image suffixes only, hidden entries skipped).
+    """Expand files and folders (recursive, image and video suffixes only, hidden entries
+    skipped).
 
     Args:
         inputs: Files and folders as the user gave them; ``-`` is standard input (read here).
@@ -235,11 +251,12 @@ def collect_images(inputs: tuple[Path, ...], exclude: tuple[Path, ...] = ()) -> 
         if given == STDIN:
             found.append((STDIN, STDIN_NAME))
         elif given.is_dir():
-            files = scan_image_files(given, excluded)[0]
+            files = scan_image_files(given, excluded, IMAGE_SUFFIXES + VIDEO_SUFFIXES)[0]
             if not files:
                 raise InputError(
                     f"No images in folder '{given}' (searched recursively for "
-                    f"{', '.join(IMAGE_SUFFIXES)}). Pass another folder or image files.")
+                    f"{', '.join(IMAGE_SUFFIXES)} and videos {', '.join(VIDEO_SUFFIXES)}). "
+                    "Pass another folder or image files.")
             found.extend((path, path.relative_to(given)) for path in files)
         elif given.is_file():
             found.append((given, PurePath(given.name)))
@@ -288,6 +305,6 @@ def check_output_dirs(inputs: tuple[Path, ...], annotate_dir: Path | None, cam_d
     if annotate_dir is not None and images:
         input_files = {image.path.resolve() for image in images}
         for image in images:
-            if (annotate_dir / image.relative).resolve() in input_files:
+            if (annotate_dir / image.annotated_name).resolve() in input_files:
                 raise InputError(f"--annotate '{annotate_dir}' would overwrite the input "
                                  f"'{image.path}'. Pass another folder.")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from maskmtl_cli.errors import DataError, InputError, ModelError, NoFaceError
-from maskmtl_cli.faces.alignment import align_face, square_crop, to_model_input
+from maskmtl_cli.faces.alignment import to_model_input
 from maskmtl_cli.faces.detection import (
     DEFAULT_DETECTOR,
     Face,
@@ -23,6 +23,7 @@ from maskmtl_cli.faces.detection import (
 )
 from maskmtl_cli.inference import ENGINES
 from maskmtl_cli.prediction.config import FACE_MODES, PredictConfig  # noqa: F401  (re-exported)
+from maskmtl_cli.prediction.crops import face_crops, select_faces  # noqa: F401  (re-exported)
 from maskmtl_cli.prediction.inputs import (
     InputImage,
     check_output_dirs,
@@ -64,6 +65,14 @@ class PredictResult:
     annotate_dir: Path | None = None
     cam_dir: Path | None = None
     masks_dir: Path | None = None
+    # videos: files read, frames predicted, one summary per track, notes (truncated files)
+    videos: int = 0
+    frames: int = 0
+    tracks: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    interrupted: str | None = None  # Ctrl-C during a video: what was kept
+    tracks_path: Path | None = None
+
 
 def default_model_path() -> Path:
     """The bundled pretrained model; ModelError saying what to pass when it is missing."""
@@ -80,39 +89,6 @@ def looks_like_face_crop(image: np.ndarray) -> bool:
     """About square and small: the shape of an aligned face crop such as UTKFace's 200x200."""
     height, width = image.shape[:2]
     return max(height, width) <= _CROP_LIKE_SIDE and 0.75 <= width / max(height, 1) <= 1.34
-
-def select_faces(faces: list[Face], mode: str) -> list[Face]:
-    """Faces sorted left to right (``"all"``) or only the one with the largest box."""
-    if mode not in FACE_MODES:
-        raise InputError(f"Unknown --faces '{mode}'. Choose one of: {', '.join(FACE_MODES)}.")
-    if mode == "largest" and faces:
-        return [max(faces, key=lambda face: face.area)]
-    return sorted(faces, key=lambda face: (face.box[0], face.box[1]))
-
-
-def face_crops(image: np.ndarray, detector: str | None, faces: str = "all",
-               min_face: int = 20) -> list[tuple[Face, np.ndarray]]:
-    """Detect and align the faces of one photo.
-
-    Args:
-        image: RGB uint8 (H, W, 3).
-        detector: A name from ``DETECTORS``, or None when the photo is already an aligned crop
-            (``--aligned``: its centred square is the face).
-        faces: ``"all"`` or ``"largest"``.
-        min_face: Smallest face to find, in pixels.
-
-    Returns:
-        ``(face, crop)`` pairs; each crop is a square RGB uint8 face (200x200 when detected).
-    """
-    if detector is None:
-        crop = square_crop(image)
-        height, width = image.shape[:2]
-        side = crop.shape[0]
-        box = ((width - side) // 2, (height - side) // 2, side, side)
-        return [(Face(box, None, {}, "none"), crop)]
-    found = select_faces(get_detector(detector).detect(image, min_face), faces)
-    return [(face, align_face(image, face)) for face in found]
-
 
 def predict_image(image: np.ndarray, model: keras.Model | str | Path,
                   detector: str = DEFAULT_DETECTOR, *, aligned: bool = False,
@@ -180,17 +156,27 @@ def validate_config(config: PredictConfig) -> None:
     if config.engine not in ENGINES:
         raise InputError(f"Unknown --engine '{config.engine}'. Choose one of: "
                          f"{', '.join(ENGINES)}.")
+    if config.every < 1 or config.video_min_face < 1:
+        raise InputError(f"--every and --video-min-face must be at least 1; got "
+                         f"{config.every} and {config.video_min_face}.")
+    if config.tracks_path is not None and config.tracks_path.is_dir():
+        raise InputError(f"--tracks '{config.tracks_path}' is a folder; pass a file name "
+                         "(.json, or .csv for CSV).")
 
 
 def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | None = None,
-                model: keras.Model | None = None) -> PredictResult:
-    """Predict every face in the given files and folders.
+                model: keras.Model | None = None,
+                video_progress: Callable[[str, int, int], None] | None = None) -> PredictResult:
+    """Predict every face in the given files and folders (photos first, then videos and the
+    camera, see ``video_run.predict_videos``).
 
     Args:
         config: The run's options.
-        progress: Called as ``progress(done, total)`` after each file.
+        progress: Called as ``progress(done, total)`` after each photo.
         model: An already loaded model to use instead of loading ``config.model`` (for
             repeated runs in one process).
+        video_progress: Called as ``video_progress(name, frames read, frames announced or
+            0)`` as a video is read.
 
     Returns:
         The records plus the files that were unreadable or had no face, and the files written.
@@ -205,8 +191,11 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
                       masks_dir=config.masks_dir)
     outputs_dirs = tuple(folder for folder in (config.annotate_dir, config.cam_dir,
                                                config.masks_dir) if folder)
-    images = collect_images(config.inputs, exclude=outputs_dirs)
+    images = (collect_images(config.inputs, exclude=outputs_dirs)
+              if config.inputs or config.camera is None else [])
     check_output_dirs(config.inputs, config.annotate_dir, config.cam_dir, images)
+    videos = [image for image in images if image.is_video]
+    images = [image for image in images if not image.is_video]
     session = _Session.open(config, model)
     result = PredictResult([], session.model_path, session.detector or "aligned",
                            annotate_dir=config.annotate_dir, cam_dir=config.cam_dir,
@@ -224,10 +213,15 @@ def run_predict(config: PredictConfig, progress: Callable[[int, int], None] | No
         if progress is not None:
             progress(done, len(images))
     batches.flush()
-    if result.images == 0:
+    if videos or config.camera is not None:
+        from maskmtl_cli.prediction.video_run import predict_videos
+
+        predict_videos(session, videos, result, video_progress)
+    if result.images == 0 and result.videos == 0:
         listed = "; ".join(reason for _, reason in result.unreadable[:5])
-        raise DataError(f"None of the {len(images)} input files could be read as an image "
-                        f"({listed}). Pass JPEG, PNG, BMP, WebP or TIFF photos.")
+        raise DataError(f"None of the {len(images) + len(videos)} input files could be read "
+                        f"as an image or video ({listed}). Pass JPEG, PNG, BMP, WebP or TIFF "
+                        "photos, or videos OpenCV reads (.mp4, .avi, .mov, .mkv, .webm).")
     return result
 
 
@@ -362,7 +356,8 @@ def check_strict(result: PredictResult, config: PredictConfig) -> None:
     if config.strict and result.no_face:
         shown = ", ".join(result.no_face[:5]) + (" ..." if len(result.no_face) > 5 else "")
         raise NoFaceError(
-            f"No face found in {len(result.no_face)} of {result.images} images ({shown}) and "
+            f"No face found in {len(result.no_face)} of {result.images + result.videos} "
+            f"{'inputs' if result.videos else 'images'} ({shown}) and "
             "--strict is set. Try a smaller --min-face, another --detector, or --aligned for "
             "face crops.")
 

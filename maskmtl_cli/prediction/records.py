@@ -64,6 +64,9 @@ class FaceRecord:
             probability and all five in ``ethnicity_probabilities``.
         detector: The detector that found the face (``"aligned"`` for ``--aligned`` crops).
         tasks: Predictions of the model's other tasks, in its task order.
+        frame: For a face in a video, the frame's index (from 0); None in photos.
+        time_s: The frame's time in the video, in seconds.
+        track: The face's track: the same number for the same person throughout a video.
     """
 
     file: str
@@ -79,14 +82,22 @@ class FaceRecord:
     ethnicity_probabilities: dict[str, float] | None = None
     detector: str = "aligned"
     tasks: tuple[TaskPrediction, ...] = ()
+    frame: int | None = None
+    time_s: float | None = None
+    track: int | None = None
 
     def to_dict(self) -> dict:
-        """A JSON-ready dict (box as [x, y, w, h]; probabilities rounded to 4 decimals)."""
+        """A JSON-ready dict (box as [x, y, w, h]; probabilities rounded to 4 decimals); faces
+        in videos also get ``frame``, ``time_s`` and ``track``."""
         def rounded(value, digits=4):
             return None if value is None else round(float(value), digits)
 
+        video = {} if self.frame is None else {"frame": self.frame,
+                                               "time_s": rounded(self.time_s, 3),
+                                               "track": self.track}
         return {
             "file": self.file,
+            **video,
             "face": self.face,
             "box": list(self.box),
             "detector": self.detector,

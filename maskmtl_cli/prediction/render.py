@@ -31,9 +31,13 @@ CAM_DISPLAY_SIZE = 200
 def csv_columns(records: Iterable["FaceRecord"] = ()) -> list[str]:
     """Column names of ``--csv`` output, in order: UTKFace's fields, then the records' other
     tasks (``<task>``, and for classification ``<task>_probability`` and
-    ``p_<task>_<class>``)."""
-    columns = (["file", "face", "x", "y", "width", "height", "detector_score", "age", "gender",
-                "gender_probability", "p_female", "ethnicity", "ethnicity_probability"]
+    ``p_<task>_<class>``). When any face comes from a video, ``frame``, ``time_s`` and
+    ``track`` follow ``file`` (empty for photos)."""
+    records = list(records)
+    video = ["frame", "time_s", "track"] if _has_video(records) else []
+    columns = (["file", *video, "face", "x", "y", "width", "height", "detector_score", "age",
+                "gender", "gender_probability", "p_female", "ethnicity",
+                "ethnicity_probability"]
                + [f"p_{name}" for name in RACE_NAMES])
     for task in first_tasks(records):
         columns.append(task.name)
@@ -41,6 +45,10 @@ def csv_columns(records: Iterable["FaceRecord"] = ()) -> list[str]:
             columns += [f"{task.name}_probability",
                         *(f"p_{task.name}_{name}" for name in task.probabilities)]
     return columns
+
+
+def _has_video(records: list["FaceRecord"]) -> bool:
+    return any(record.frame is not None for record in records)
 
 
 def first_tasks(records: Iterable["FaceRecord"]) -> tuple:
@@ -67,10 +75,14 @@ def records_to_csv(records: Iterable["FaceRecord"]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(csv_columns(records))
+    video = _has_video(records)
     for record in records:
         probabilities = record.ethnicity_probabilities or {}
+        frame = ([] if not video else
+                 ["" if record.frame is None else record.frame, _cell(record.time_s, 3),
+                  "" if record.track is None else record.track])
         writer.writerow([
-            record.file, record.face, *record.box, _cell(record.detector_score, 4),
+            record.file, *frame, record.face, *record.box, _cell(record.detector_score, 4),
             _cell(record.age, 1), record.gender or "", _cell(record.gender_probability, 4),
             _cell(record.p_female, 4), record.ethnicity or "",
             _cell(record.ethnicity_probability, 4),
@@ -105,12 +117,14 @@ def face_label(record: "FaceRecord") -> str:
     return " ".join(parts)
 
 
-def annotate(image: np.ndarray, records: list["FaceRecord"]) -> np.ndarray:
+def annotate(image: np.ndarray, records: list["FaceRecord"],
+             labels: list[str] | None = None) -> np.ndarray:
     """A copy of an RGB photo with each face's box and label drawn.
 
     Args:
         image: RGB uint8 (H, W, 3), the photo the boxes refer to (EXIF-rotated).
-        records: The faces found in it.
+        records: The faces found in it; a face with a track gets its track's colour.
+        labels: The text to draw per record; default ``face_label``.
 
     Returns:
         A new RGB uint8 array; ``image`` is not modified.
@@ -121,11 +135,12 @@ def annotate(image: np.ndarray, records: list["FaceRecord"]) -> np.ndarray:
     height, width = canvas.shape[:2]
     thickness = max(1, round(min(height, width) / 300))
     font_scale = max(0.4, min(height, width) / 900)
-    for record in records:
-        colour = _COLOURS[record.face % len(_COLOURS)]
+    for index, record in enumerate(records):
+        colour = _COLOURS[(record.face if record.track is None else record.track)
+                          % len(_COLOURS)]
         x, y, w, h = record.box
         cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
-        label = face_label(record)
+        label = face_label(record) if labels is None else labels[index]
         (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale,
                                                      thickness)
         top = y - text_h - baseline - 2 * thickness
