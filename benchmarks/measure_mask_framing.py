@@ -67,6 +67,19 @@ def report(label: str, rows: list[tuple[float, float, float]], missing: int) -> 
           f"{np.abs(roll).mean():.2f}")
 
 
+def reencoded_pairs(folder: Path):
+    """The control: each bare photo against itself re-encoded as JPEG at quality 70 (what
+    detection noise alone moves the crop)."""
+    import cv2
+
+    from maskmtl_cli.prediction.inputs import read_image
+
+    for path in sorted((folder / "bare").glob("*.jpg")):
+        bare = read_image(path)
+        _, data = cv2.imencode(".jpg", bare[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 70])
+        yield bare, cv2.imdecode(data, cv2.IMREAD_COLOR)[:, :, ::-1]
+
+
 def real_pairs(folder: Path, step: int):
     from maskmtl_cli.prediction.inputs import read_image
 
@@ -111,6 +124,8 @@ def main() -> None:
     if args.realphotos:
         report("realphotos, same photo bare and sticker-masked",
                *measure(real_pairs(args.realphotos, 1)))
+        report("control: realphotos/bare against itself re-encoded (JPEG 70)",
+               *measure(reencoded_pairs(args.realphotos)))
     if args.masked and args.bare:
         report("masked canvases against the same canvases bare",
                *measure(canvas_pairs(args.masked, args.bare, args.step)))
