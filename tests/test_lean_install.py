@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from maskmtl_cli.cli import app
-from maskmtl_cli.extras import EXTRAS, install_hint, missing_packages, require_extra
 from maskmtl_cli.errors import MissingExtraError
+from maskmtl_cli.extras import EXTRAS, install_hint, missing_packages, require_extra
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "maskmtl_cli" / "assets" / "samples" / "astronaut.jpg"

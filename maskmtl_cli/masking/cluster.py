@@ -30,6 +30,7 @@ from pathlib import Path
 
 from maskmtl_cli.errors import ClusterError, InputError, MissingExtraError
 from maskmtl_cli.extras import install_hint
+
 #: Seconds the node checks may take (a fresh worker imports NumPy and OpenCV first).
 PROBE_TIMEOUT_S = 120.0
 #: Folders and files whose content decides the pixels of a masked image.

@@ -52,7 +52,9 @@ function title(name) {
 function taskText(face, name) {
   const value = face[name];
   if (value === null || value === undefined) return "";
-  if (typeof value === "number") return name === "age" ? `${Math.round(value)}y` : significant(value);
+  if (typeof value === "number") {
+    return name === "age" ? `${Math.round(value)}y` : significant(value);
+  }
   const probability = face[`${name}_probability`];
   return probability === null || probability === undefined ? String(value)
     : `${value} ${fixed(probability, 2)}`;
