@@ -78,6 +78,9 @@ def test_train_without_the_extra_names_it_and_exits_2(monkeypatch, tmp_path):
 @pytest.mark.parametrize("option", [["--engine", "keras"], ["--cam", "CAMS"],
                                     ["--detector", "mtcnn"]])
 def test_predict_options_that_need_tensorflow_name_the_extra(monkeypatch, tmp_path, option):
+    from maskmtl_cli.faces.detection import get_detector
+
+    get_detector.cache_clear()  # a detector built by an earlier test would be reused
     _hide(monkeypatch, *TRAIN_MODULES)
     option = [str(tmp_path / value) if value == "CAMS" else value for value in option]
     result = runner.invoke(app, ["predict", str(SAMPLE), *option])
