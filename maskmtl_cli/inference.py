@@ -86,7 +86,9 @@ def load_model(path: str | Path, engine: str = "onnx") -> "keras.Model | OnnxMod
                          "cannot run: pass the .keras model it was exported from, or use "
                          "--engine onnx.")
     from maskmtl_cli.backend import import_keras_quietly
+    from maskmtl_cli.extras import KERAS_PACKAGES, require_extra
 
+    require_extra("train", "Running a .keras model (--engine keras, --cam)", KERAS_PACKAGES)
     keras = import_keras_quietly()  # without TensorFlow's absl/CUDA start-up lines on stderr
     import maskmtl_cli.models  # noqa: F401  (registers NonLocalBlock so it deserializes)
 
@@ -119,6 +121,10 @@ def _cached_export(keras_path: Path) -> Path:
     target = onnx_cache_dir() / f"{keras_path.stem}-{digest}.onnx"
     if target.is_file():
         return target
+    from maskmtl_cli.extras import EXPORT_PACKAGES, require_extra
+
+    require_extra("train", f"'{keras_path}' has no up-to-date .onnx beside it: exporting it",
+                  EXPORT_PACKAGES)
     from maskmtl_cli.models.export import export_keras_file
 
     try:

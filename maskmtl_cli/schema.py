@@ -32,6 +32,14 @@ ARCHITECTURES: tuple[str, ...] = ("hierarchical", "hard", "soft")
 #: Layer-width presets of `maskmtl train --preset` (``models.architectures.PRESETS``).
 PRESET_NAMES: tuple[str, ...] = ("compact", "wide", "notebook", "compact-gap", "wide-gap", "deep",
                                  "tiny")
+#: Options that a preset's meaning depends on, by ``TrainConfig`` field: `train --preset NAME`
+#: applies them unless that option is given on the command line. "notebook" is the released
+#: notebook's network (13,225,767 parameters) only with all of these (docs/train.md).
+PRESET_SETTINGS: dict[str, dict[str, object]] = {
+    "notebook": {"arch": "hierarchical", "tasks": "age,gender,race", "image_size": 48,
+                 "color_mode": "gray", "nonlocal_block": False, "age_loss": "l1",
+                 "segmentation": False},
+}
 #: Colour modes of the network input, the data layer's arrays and `--color`.
 COLOR_MODES: tuple[str, ...] = ("gray", "rgb")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "cosine", "plateau")

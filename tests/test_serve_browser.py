@@ -9,6 +9,7 @@ to save the screenshot the docs show.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,9 +37,9 @@ def find_program(names: tuple[str, ...], variable: str) -> str | None:
     return os.environ.get(variable) or next(filter(None, map(shutil.which, names)), None)
 
 
-@pytest.fixture(scope="module")
-def live_server():
-    """The app served by uvicorn in a thread on 127.0.0.1 (free port); yields its URL."""
+@contextlib.contextmanager
+def serving(config: ServeConfig):
+    """The app for ``config`` served by uvicorn in a thread on 127.0.0.1; yields its URL."""
     import uvicorn
 
     from maskmtl_cli.serve.app import create_app
@@ -46,7 +47,7 @@ def live_server():
     from maskmtl_cli.serve.service import PredictionService
 
     sock = bind_socket("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn.Config(create_app(PredictionService(ServeConfig())),
+    server = uvicorn.Server(uvicorn.Config(create_app(PredictionService(config)),
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -58,6 +59,13 @@ def live_server():
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture(scope="module")
+def live_server():
+    """The shipped model's server."""
+    with serving(ServeConfig()) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +143,56 @@ def test_page_shows_the_servers_error_for_a_file_that_is_not_a_photo(browser, li
     browser.find_element(By.ID, "file").send_keys(str(notes))
     wait.until(ready.visibility_of_element_located((By.ID, "error")))
     assert "is not an image" in browser.find_element(By.ID, "error").text
+
+
+#: Tasks of a model of one's own (docs/tasks.md) besides UTKFace's: a classification task and a
+#: regression task, whose answers the page must show as it shows UTKFace's.
+OWN_TASKS = (("expression", "classification", ("happy", "neutral", "sad")),
+             ("score", "regression", ()))
+
+
+@pytest.fixture(scope="module")
+def own_tasks_server(tmp_path_factory):
+    """A server of a tiny untrained network with UTKFace's tasks and ``OWN_TASKS``."""
+    pytest.importorskip("keras", reason="building the model needs the train extra")
+    from maskmtl_cli.models import build_network
+    from maskmtl_cli.models.export import export_onnx
+    from maskmtl_cli.tasks import UTKFACE_TASKS, TaskSpec
+
+    specs = (*UTKFACE_TASKS, *(TaskSpec(name, kind, classes) for name, kind, classes in OWN_TASKS))
+    network = build_network(arch="hierarchical", tasks=specs, preset="tiny", image_size=32,
+                            color_mode="gray")
+    path = tmp_path_factory.mktemp("own-tasks") / "model.onnx"
+    export_onnx(network, path, specs=specs)
+    with serving(ServeConfig(model=path)) as url:
+        yield url
+
+
+def test_page_shows_every_task_of_a_model_with_tasks_of_its_own(browser, own_tasks_server,
+                                                                astronaut_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{own_tasks_server}/")
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda page: page.find_elements(By.CSS_SELECTOR, "#faces option"))
+    assert "expression, score" in browser.find_element(By.ID, "server").text
+    browser.find_element(By.ID, "file").send_keys(str(astronaut_path.resolve()))
+    wait.until(ready.text_to_be_present_in_element((By.ID, "status"), "face(s) in"))
+
+    face = json.loads(browser.find_element(By.ID, "json").text)[0]
+    headers = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#results thead th")]
+    cells = dict(zip(headers, (td.text for td in browser.find_elements(
+        By.CSS_SELECTOR, "#results tbody tr.face td"))))
+    for name in ("Age", "Gender", "Ethnicity", "Expression", "P(expression)", "happy", "neutral",
+                 "sad", "Score"):
+        assert name in headers, (name, headers)
+    assert cells["Expression"] == face["expression"]
+    assert cells["P(expression)"] == f"{face['expression_probability']:.2f}"
+    assert cells["sad"] == f"{face['expression_probabilities']['sad']:.2f}"
+    assert float(cells["Score"]) == pytest.approx(face["score"], rel=1e-2)
+    assert headers.index("Ethnicity") < headers.index("Expression") < headers.index("Score")
+    label = browser.find_element(By.CSS_SELECTOR, "#overlay text").text
+    assert f"{face['expression']} {face['expression_probability']:.2f}" in label
+    assert label.startswith("#0 ") and face["ethnicity"] in label and face["gender"] in label

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,13 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
-from maskmtl_cli.serve.config import INSTALL_HINT, ServeConfig, is_loopback
+from maskmtl_cli.serve.config import ServeConfig, is_loopback
 
 _D = ServeConfig()  # defaults, for the help text only
 _LIMITS = "Limits"
-#: What the serve extra installs: distribution -> the modules it may be imported as.
-_SERVE_PACKAGES = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",),
-                   "python-multipart": ("python_multipart", "multipart")}
 
 
 @app.command("serve")
@@ -70,14 +66,9 @@ def serve_command(
     from rich.markup import escape
 
     from maskmtl_cli.console import err_console
+    from maskmtl_cli.extras import require_extra
 
-    missing = [package for package, modules in _SERVE_PACKAGES.items()
-               if not any(importlib.util.find_spec(module) for module in modules)]
-    if missing:
-        err_console.print(f"[bold red]Error:[/] `maskmtl serve` needs {', '.join(missing)}, "
-                          f"which {'is' if len(missing) == 1 else 'are'} not installed. Install "
-                          f"them with: {escape(INSTALL_HINT)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2)
+    require_extra("serve", "`maskmtl serve`")
     options = {"model": model, "detector": detector, "engine": engine, "host": host,
                "port": port, "max_upload_mb": max_upload_mb, "max_megapixels": max_megapixels,
                "min_face": min_face, "workers": workers}

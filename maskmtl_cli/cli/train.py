@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
+from maskmtl_cli.schema import PRESET_SETTINGS
 from maskmtl_cli.tasks import ATTACH_HELP
 from maskmtl_cli.training.config import (
     AGE_LOSSES,
@@ -32,6 +33,39 @@ _D = TrainConfig()  # defaults, for the help text only
 def _flag(on: bool, name: str) -> str:
     """How the help names a --NAME/--no-NAME default."""
     return name if on else f"no-{name}"
+
+
+#: The command-line option of each ``TrainConfig`` field a preset may set, and its switch name.
+_OPTION = {"arch": "--arch", "tasks": "--tasks", "image_size": "--image-size",
+           "color_mode": "--color", "age_loss": "--age-loss"}
+_SWITCH = {"nonlocal_block": "nonlocal", "segmentation": "segmentation"}
+
+
+def _as_options(settings: dict) -> str:
+    """``{"image_size": 48, "nonlocal_block": False}`` -> ``--image-size 48 --no-nonlocal``."""
+    return " ".join(f"--{_flag(value, _SWITCH[key])}" if key in _SWITCH
+                    else f"{_OPTION[key]} {value}" for key, value in settings.items())
+
+
+def _preset_help() -> str:
+    """What each preset with settings of its own sets, for --preset's help."""
+    return " ".join(f"{name} sets {_as_options(settings)} unless given."
+                    for name, settings in PRESET_SETTINGS.items())
+
+
+def apply_preset(given: dict) -> tuple[dict, dict]:
+    """The options of a run once its preset's settings fill those not given explicitly.
+
+    Args:
+        given: The options given on the command line, by ``TrainConfig`` field.
+
+    Returns:
+        ``(options, applied)``: the options to build the config from, and the preset settings
+        that were applied (for the message on stderr).
+    """
+    settings = PRESET_SETTINGS.get(given.get("preset") or _D.preset, {})
+    applied = {key: value for key, value in settings.items() if key not in given}
+    return {**applied, **given}, applied
 
 
 @app.command("train")
@@ -62,7 +96,7 @@ def train_command(
              f"{_flag(_D.segmentation, 'segmentation')}]", show_default=False)] = None,
     preset: Annotated[Optional[str], typer.Option(
         help=f"Layer widths: {' | '.join(PRESET_NAMES)} (notebook = the released 13.2M "
-             f"model). \\[default: {_D.preset}]")] = None,
+             f"model). {_preset_help()} \\[default: {_D.preset}]")] = None,
     image_size: Annotated[Optional[int], typer.Option(
         help=f"Input size in pixels. \\[default: {_D.image_size}]")] = None,
     color: Annotated[Optional[str], typer.Option(
@@ -169,6 +203,9 @@ def train_command(
     Example: maskmtl train manifest.csv --tasks age,gender,expression --nonlocal --epochs 40
     """
     from maskmtl_cli.console import err_console
+    from maskmtl_cli.extras import EXPORT_PACKAGES, require_extra
+
+    require_extra("train", "`maskmtl train`", EXPORT_PACKAGES)
     from maskmtl_cli.tasks import resolve_tasks
     from maskmtl_cli.training.loop import resume_config, train
 
@@ -200,6 +237,11 @@ def train_command(
                               f"{', '.join(ignored)}.[/]", highlight=False)
         config = resume_config(resume, epochs=epochs, backend=backend, devices=devices)
     else:
+        given, applied = apply_preset(given)
+        if applied:
+            err_console.print(f"Preset {given['preset']} sets {_as_options(applied)} (pass an "
+                              "option to override it).", highlight=False, markup=False,
+                              soft_wrap=True)
         config = TrainConfig(**given)
     result = train(config, resume=resume, show_progress=progress,
                    log=lambda message: err_console.print(f"[yellow]{message}[/]", highlight=False))

@@ -77,6 +77,9 @@ class MtcnnDetector:
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up lines
+        from maskmtl_cli.extras import MTCNN_PACKAGES, require_extra
+
+        require_extra("train", "--detector mtcnn", MTCNN_PACKAGES)
         from mtcnn import MTCNN
 
         self._mtcnn = MTCNN()

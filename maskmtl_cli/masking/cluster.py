@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskmtl_cli.errors import ClusterError, InputError, MissingExtraError
+from maskmtl_cli.extras import install_hint
 
-INSTALL_HINT = "pip install 'maskmtl[ray]'"
 #: Seconds the node checks may take (a fresh worker imports NumPy and OpenCV first).
 PROBE_TIMEOUT_S = 120.0
 #: Folders and files whose content decides the pixels of a masked image.
@@ -47,8 +47,8 @@ def import_ray():
         import ray
     except ImportError:
         raise MissingExtraError(
-            f"--ray needs Ray, which is not installed. Install it with: {INSTALL_HINT} "
-            "(on this machine and every node of the cluster)."
+            "--ray needs Ray, which is not installed. Install the ray extra on this machine "
+            f"and every node of the cluster: {install_hint('ray')}."
         ) from None
     return ray
 

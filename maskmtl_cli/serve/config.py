@@ -9,10 +9,6 @@ from pathlib import Path
 
 from maskmtl_cli.prediction.config import PredictConfig
 
-#: How to install the server's dependencies (the ``serve`` extra).
-INSTALL_HINT = ("pip install 'maskmtl[serve]' (in a maskmtl checkout: pip install '.[serve]'; "
-                "or the packages themselves: pip install fastapi uvicorn python-multipart)")
-
 
 def default_workers() -> int:
     """Photos processed side by side: one per CPU core, at most 4."""

@@ -1,5 +1,6 @@
 // The maskmtl page: send a photo to POST /predict, draw each face's box and label over it,
-// and show the result table and the raw JSON. Plain JavaScript, no build step, no libraries.
+// and show the result table and the raw JSON. Every task of the model is shown, UTKFace's and
+// its own alike. Plain JavaScript, no build step, no libraries.
 "use strict";
 
 // Box colours, cycled by face index: the same as `maskmtl predict --annotate` (render.py).
@@ -11,17 +12,57 @@ let health = null;   // GET /health, once
 let current = null;  // the File shown
 let request = 0;     // answers to older requests are dropped
 
+// Fields of predict's JSON that describe the face rather than a task; p_female is gender's raw
+// probability, shown as gender_probability.
+const FACE_FIELDS = new Set(["file", "face", "box", "detector", "detector_score", "p_female"]);
+
 function fixed(value, digits) {
   return value === null || value === undefined ? "" : Number(value).toFixed(digits);
 }
 
-// "#0 34y female 0.91 White 0.78", as face_label() in render.py draws on annotated photos.
-function faceLabel(face) {
-  const parts = [`#${face.face}`];
-  if (face.age !== null) parts.push(`${Math.round(face.age)}y`);
-  if (face.gender !== null) parts.push(`${face.gender} ${fixed(face.gender_probability, 2)}`);
-  if (face.ethnicity !== null) parts.push(`${face.ethnicity} ${fixed(face.ethnicity_probability, 2)}`);
-  return parts.join(" ");
+// Three significant digits, as `maskmtl predict` prints a regression task's value.
+function significant(value) {
+  return value === null || value === undefined ? "" : String(Number(Number(value).toPrecision(3)));
+}
+
+// The tasks an answer holds, in its order: every field that is neither about the face nor the
+// <task>_probability(ies) companion of another field, and that some face has a value for.
+// UTKFace's race arrives as "ethnicity", any task of the model's own under its name
+// (docs/tasks.md), so a model with more tasks needs no change here.
+function taskNames(faces) {
+  const names = [];
+  for (const face of faces) {
+    for (const [key, value] of Object.entries(face)) {
+      if (FACE_FIELDS.has(key) || names.includes(key) || value === null) continue;
+      const base = key.replace(/_probabilit(y|ies)$/, "");
+      if (base !== key && base in face) continue;
+      names.push(key);
+    }
+  }
+  return names;
+}
+
+function title(name) {
+  const words = name.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+// "34y" for age, "happy 0.81" for a class, "3.27" for another value: as face_label() in
+// render.py writes on annotated photos.
+function taskText(face, name) {
+  const value = face[name];
+  if (value === null || value === undefined) return "";
+  if (typeof value === "number") {
+    return name === "age" ? `${Math.round(value)}y` : significant(value);
+  }
+  const probability = face[`${name}_probability`];
+  return probability === null || probability === undefined ? String(value)
+    : `${value} ${fixed(probability, 2)}`;
+}
+
+// "#0 34y female 0.91 White 0.78 happy 0.66": the face's number and every task's answer.
+function faceLabel(face, tasks) {
+  return [`#${face.face}`, ...tasks.map((name) => taskText(face, name)).filter(Boolean)].join(" ");
 }
 
 function showError(message) {
@@ -111,12 +152,13 @@ async function showPhoto(file) {
 }
 
 function render(faces, name) {
-  drawBoxes(faces);
-  fillTable(faces, name);
+  const tasks = taskNames(faces);
+  drawBoxes(faces, tasks);
+  fillTable(faces, name, tasks);
   $("json").textContent = JSON.stringify(faces, null, 2);
 }
 
-function drawBoxes(faces) {
+function drawBoxes(faces, tasks) {
   const photo = $("photo");
   const overlay = $("overlay");
   const width = photo.naturalWidth || 1;
@@ -134,7 +176,7 @@ function drawBoxes(faces) {
       box.setAttribute(key, value);
     }
     const label = document.createElementNS(SVG, "text");
-    label.textContent = faceLabel(face);
+    label.textContent = faceLabel(face, tasks);
     label.setAttribute("font-size", fontSize);
     const group = document.createElementNS(SVG, "g");
     group.append(box, label);
@@ -163,16 +205,42 @@ function cell(row, text, className) {
   return td;
 }
 
-function fillTable(faces, name) {
-  const classes = faces.length && faces[0].ethnicity_probabilities
-    ? Object.keys(faces[0].ethnicity_probabilities) : [];
-  const columns = ["Face", "Box x,y,w,h", "Age", "Gender", "P(gender)", "Ethnicity",
-                   "P(ethnicity)", ...classes, "Detector score"];
+// The table's columns: the face, its box, then per task its answer, the answer's probability
+// and every class's probability where the answer has them, then the detector's score. Each
+// column is [header, hover title, cell text of a face, CSS class].
+function tableColumns(faces, tasks) {
+  const has = (key) => faces.some((face) => face[key] !== null && face[key] !== undefined);
+  const columns = [["Box x,y,w,h", "", (face) => face.box.join(","), "text"]];
+  for (const name of tasks) {
+    columns.push([title(name), name, (face) => {
+      const value = face[name];
+      if (typeof value !== "number") return value ?? "";
+      return name === "age" ? fixed(value, 1) : significant(value);
+    }, faces.some((face) => typeof face[name] === "string") ? "text" : ""]);
+    if (has(`${name}_probability`)) {
+      columns.push([`P(${name})`, `probability of the ${name} shown`,
+                    (face) => fixed(face[`${name}_probability`], 2), ""]);
+    }
+    const classes = has(`${name}_probabilities`)
+      ? Object.keys(faces.find((face) => face[`${name}_probabilities`])[`${name}_probabilities`])
+      : [];
+    for (const label of classes) {
+      columns.push([label, `${name}: probability of ${label}`,
+                    (face) => fixed((face[`${name}_probabilities`] || {})[label], 2), ""]);
+    }
+  }
+  columns.push(["Detector score", "", (face) => fixed(face.detector_score, 3), ""]);
+  return columns;
+}
+
+function fillTable(faces, name, tasks) {
+  const columns = [["Face", "", null, ""], ...tableColumns(faces, tasks)];
   const header = $("header");
   header.replaceChildren();
-  for (const column of columns) {
+  for (const [text, hover] of columns) {
     const th = document.createElement("th");
-    th.textContent = column;
+    th.textContent = text;
+    if (hover) th.title = hover;
     th.scope = "col";
     header.append(th);
   }
@@ -186,14 +254,7 @@ function fillTable(faces, name) {
     swatch.className = "swatch";
     swatch.style.background = COLOURS[face.face % COLOURS.length];
     first.append(swatch, document.createTextNode(`#${face.face}`));
-    cell(row, face.box.join(","), "text");
-    cell(row, fixed(face.age, 1));
-    cell(row, face.gender ?? "", "text");
-    cell(row, fixed(face.gender_probability, 2));
-    cell(row, face.ethnicity ?? "", "text");
-    cell(row, fixed(face.ethnicity_probability, 2));
-    for (const name of classes) cell(row, fixed(face.ethnicity_probabilities[name], 2));
-    cell(row, fixed(face.detector_score, 3));
+    for (const [, , text, className] of columns.slice(1)) cell(row, text(face), className);
     body.append(row);
   }
   $("summary").textContent = faces.length
