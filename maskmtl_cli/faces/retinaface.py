@@ -50,15 +50,18 @@ _RETINAFACE_EYES_MARGIN = 0.1
 #: The parts of a face that RetinaFace reports (an eye and a cheek, half a face, the chin line)
 #: are at least this share of the face's size; a box smaller than that is a face of its own.
 _RETINAFACE_PART_SIZE = 0.3
-#: A face that a finer pass finds and that is at least this many pixels in the coarsest pass
-#: must be confirmed there: some candidate of the coarsest pass scoring at least
-#: ``_RETINAFACE_CONFIRM_SCORE`` overlaps it (IoU >= 0.3). Enlarged, a large face's surroundings
-#: (a torso under a face, a crop of the face with the neck) score as faces of their own; faces
-#: this large are seen by the coarsest pass. Smaller ones are not checked: the coarsest pass
-#: misses many small masked faces (at 64 px, 4 more of 245 masked faces on the benchmark
-#: canvases were lost, at 32 px 27).
+#: A face that a finer pass finds must be confirmed by the coarsest pass (a candidate of it
+#: scoring at least ``_RETINAFACE_CONFIRM_SCORE`` overlaps it, IoU >= 0.3) when it is at least
+#: ``_RETINAFACE_CONFIRM_PX`` pixels there, or at least ``_RETINAFACE_CONFIRM_WEAK_PX`` pixels
+#: with a score under ``_RETINAFACE_CONFIRM_WEAK``. Enlarged, a large face's surroundings (a
+#: collar, the chin line under a mask, an ear and its strap) score 0.6-0.8 as faces; seen
+#: whole, they score almost nothing. Small confident faces are not checked: the coarsest pass
+#: misses many small masked faces (checking every face of 32 px or more lost 27 of 245 masked
+#: faces on the benchmark canvases, this rule 2).
 _RETINAFACE_CONFIRM_PX = 128
 _RETINAFACE_CONFIRM_SCORE = 0.1
+_RETINAFACE_CONFIRM_WEAK = 0.8
+_RETINAFACE_CONFIRM_WEAK_PX = 32
 #: Mean pixel (B, G, R) subtracted before RetinaFace, as ``retinaface.preprocess`` does.
 _RETINAFACE_MEAN_BGR = (104, 117, 127)
 #: When nothing is found, a second pass adds a border of this fraction of the photo's size
@@ -103,9 +106,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _confirmed(finer: _Candidates, coarse: _Candidates, coarse_scale: float) -> np.ndarray:
-    """Which faces of a finer pass stand: those too small for the coarsest pass to judge
-    (under ``_RETINAFACE_CONFIRM_PX`` there) and those a candidate of it overlaps."""
-    small = finer.sides() * coarse_scale < _RETINAFACE_CONFIRM_PX
+    """Which faces of a finer pass stand: those the coarsest pass need not judge (see
+    ``_RETINAFACE_CONFIRM_PX``) and those a candidate of it overlaps."""
+    coarse_size = finer.sides() * coarse_scale
+    weak = finer.scores < _RETINAFACE_CONFIRM_WEAK
+    small = (coarse_size < _RETINAFACE_CONFIRM_PX) & ~(
+        weak & (coarse_size >= _RETINAFACE_CONFIRM_WEAK_PX))
     if not len(coarse.scores):
         return small
     return small | (_iou(finer.corners, coarse.corners).max(axis=1) >= 0.3)
