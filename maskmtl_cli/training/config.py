@@ -330,8 +330,9 @@ def parse_loss_weights(weights, allowed=TASKS, option: str = "--loss-weights",
                 continue
             if "=" not in part:
                 raise InputError(
-                    f"Bad {option} entry '{part.strip()}'. Use NAME=VALUE pairs, for "
-                    f"example {example}."
+                    f"Bad {option} entry '{part.strip()}'. Use "
+                    f"{'TASK=WEIGHT' if option == '--loss-weights' else 'NAME=SHARE'} pairs, "
+                    f"for example {example}."
                 )
             key, value = part.split("=", 1)
             items.append((key.strip(), value.strip()))
