@@ -79,8 +79,12 @@ def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
 
 
 def make_dataset(versions, targets: dict, batch_size: int, mix: dict[str, float],
-                 photometric: float, seed: int, first_epoch: int, devices: int = 1):
-    """A Keras ``PyDataset`` of composed batches (``MixedFaces``; Keras imported here)."""
+                 photometric: float, seed: int, first_epoch: int, pad=None):
+    """A Keras ``PyDataset`` of composed batches (``MixedFaces``; Keras imported here).
+
+    ``pad(short)`` says how many faces to add to a short last batch so that every device gets
+    its share (``training.devices.Placement.missing``); None adds none.
+    """
     import keras
 
     class MixedFaces(keras.utils.PyDataset):
@@ -98,10 +102,14 @@ def make_dataset(versions, targets: dict, batch_size: int, mix: dict[str, float]
         def __getitem__(self, index):
             order = epoch_order(self.count, seed, self.epoch)
             rows = order[index * batch_size:(index + 1) * batch_size]
-            if len(rows) % devices:  # every device gets a share of a short last batch
-                rows = np.concatenate([rows, order[:devices - len(rows) % devices]])
             rng = np.random.default_rng([seed, self.epoch, index, 1])
             images, kinds = compose_batch(versions, rows, mix, photometric, rng)
+            missing = pad(len(rows) % batch_size) if pad is not None else 0
+            if missing:  # every device gets a share: repeat the first faces of a short batch
+                again = np.arange(missing) % len(rows)
+                rows = np.concatenate([rows, rows[again]])
+                images = np.concatenate([images, images[again]])
+                kinds = np.concatenate([kinds, kinds[again]])
             batch = {name: values[rows] for name, values in targets.items()}
             if MASKED_TASK in batch:
                 batch[MASKED_TASK] = (kinds != BARE).astype("int32")

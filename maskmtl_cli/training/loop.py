@@ -259,7 +259,7 @@ def _training_inputs(setup: RunSetup, initial_epoch: int) -> dict:
 
         return {"x": make_dataset(data.train_versions, data.train_targets, cfg.batch_size,
                                   cfg.face_mix, cfg.photometric, cfg.seed, initial_epoch,
-                                  devices=placement.devices)}
+                                  pad=placement.missing)}
     images, targets = placement.even(_fit_inputs(data.train_images, data.train_masks),
                                      data.train_targets, cfg.batch_size)
     return {"x": images, "y": targets, "batch_size": cfg.batch_size, "shuffle": True}
