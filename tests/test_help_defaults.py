@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from maskmtl_cli.cli import app
 from maskmtl_cli.data.split_config import SplitConfig
 from maskmtl_cli.evaluation.config import EvalConfig
-from maskmtl_cli.masking.config import MaskConfig
+from maskmtl_cli.masking.config import DEFAULT_VARIANTS, MaskConfig
 from maskmtl_cli.prediction.config import PredictConfig
 from maskmtl_cli.serve.config import ServeConfig
 from maskmtl_cli.training.config import DEFAULT_AGE_WEIGHT, DEFAULT_SOFT_L2, TrainConfig
@@ -89,8 +89,9 @@ def _train_expected() -> dict[str, str]:
 
 def _mask_expected() -> dict[str, str]:
     defaults = _fields(MaskConfig)
-    return {name: str(defaults[name]) for name in
-            ("mask_type", "seed", "detector", "faces", "on_fail", "preview", "jpeg_quality")}
+    return {**{name: str(defaults[name]) for name in
+               ("mask_type", "seed", "detector", "faces", "on_fail", "preview", "jpeg_quality")},
+            "variants": str(DEFAULT_VARIANTS)}
 
 
 def _split_expected() -> dict[str, str]:

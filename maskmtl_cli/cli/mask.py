@@ -10,7 +10,14 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
-from maskmtl_cli.masking.config import FACE_MODES, MAX_PREVIEW, ON_FAIL_MODES, MaskConfig
+from maskmtl_cli.masking.config import (
+    DEFAULT_VARIANTS,
+    FACE_MODES,
+    MAX_PREVIEW,
+    MAX_VARIANTS,
+    ON_FAIL_MODES,
+    MaskConfig,
+)
 from maskmtl_cli.schema import MASK_DETECTORS
 
 #: The defaults, shown in the help (read from the fields: building a MaskConfig loads the
@@ -52,10 +59,10 @@ def mask_command(
         help="Seed: image i (sorted order) uses seed and i, so results do not depend on "
              "--workers.")] = _D["seed"],
     variants: Annotated[int, typer.Option(
-        rich_help_panel=_STYLE, min=1,
+        rich_help_panel=_STYLE, min=1, max=MAX_VARIANTS,
         help="Masked versions of each photo: version 0 in OUTPUT_DIR, versions 1..K-1 in "
              "OUTPUT_DIR/_variants/K (seeded). `split` keeps them with their photo; `train` "
-             "draws one per face per epoch.")] = 1,
+             "draws one per face per epoch.")] = DEFAULT_VARIANTS,
     aligned: Annotated[bool, typer.Option(
         "--aligned", rich_help_panel=_FACES,
         help="Images are aligned face crops (like UTKFace): use the crop as the face box, no "

@@ -13,8 +13,9 @@ FACE_MODES = ("largest", "all")
 ON_FAIL_MODES = ("skip", "copy")
 #: Largest contact sheet ``--preview`` draws.
 MAX_PREVIEW = 256
-#: Most masked versions of one photo ``--variants`` makes.
+#: Most masked versions of one photo ``--variants`` makes, and the default (one).
 MAX_VARIANTS = 64
+DEFAULT_VARIANTS = 1
 
 
 def variant_seed(seed: int, index: int, variant: int) -> list[int]:
