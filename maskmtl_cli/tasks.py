@@ -60,6 +60,10 @@ UTKFACE_TASK_NAMES = ("age", "gender", "race")
 SEGMENTATION = "segmentation"
 #: Manifest column holding each image's ground-truth mask PNG (``split`` of a mask run).
 MASK_COLUMN = "mask"
+#: The output ``train`` adds when it trains on masked and bare faces (issue 21): does the face
+#: wear a mask (free labels from the kind of each training face).
+MASKED_TASK = "masked"
+MASKED_CLASSES = ("no", "yes")
 #: Manifest columns that are never labels.
 NON_LABEL_COLUMNS = ("path", "filename", "sha1", "split", MASK_COLUMN)
 #: Names a task cannot take: other outputs and fields of `predict --json` records.

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from maskmtl_cli.cli import app
 from maskmtl_cli.data.split_config import SplitConfig
 from maskmtl_cli.evaluation.config import EvalConfig
-from maskmtl_cli.masking.config import MaskConfig
+from maskmtl_cli.masking.config import DEFAULT_VARIANTS, MaskConfig
 from maskmtl_cli.prediction.config import PredictConfig
 from maskmtl_cli.serve.config import ServeConfig
 from maskmtl_cli.training.config import DEFAULT_AGE_WEIGHT, DEFAULT_SOFT_L2, TrainConfig
@@ -71,6 +71,10 @@ def _train_expected() -> dict[str, str]:
         "epochs": str(config.epochs), "lr": _g(config.lr), "lr_schedule": config.lr_schedule,
         "early_stopping": str(config.early_stopping),
         "augment": _switch(params["augment"], config.augment),
+        "face_mix": ",".join(f"{kind}={_g(share)}" for kind, share in config.face_mix.items()),
+        "photometric": _g(config.photometric), "align_rotation": _g(config.align_rotation),
+        "align_scale": _g(config.align_scale),
+        "mask_task": _switch(params["mask_task"], config.mask_task),
         "age_loss": config.age_loss, "age_sigma": _g(config.age_sigma),
         "race_balance": config.race_balance, "race_tau": _g(config.race_tau),
         "age_reweight": config.age_reweight, "weight_decay": _g(config.weight_decay),
@@ -85,8 +89,9 @@ def _train_expected() -> dict[str, str]:
 
 def _mask_expected() -> dict[str, str]:
     defaults = _fields(MaskConfig)
-    return {name: str(defaults[name]) for name in
-            ("mask_type", "seed", "detector", "faces", "on_fail", "preview", "jpeg_quality")}
+    return {**{name: str(defaults[name]) for name in
+               ("mask_type", "seed", "detector", "faces", "on_fail", "preview", "jpeg_quality")},
+            "variants": str(DEFAULT_VARIANTS)}
 
 
 def _split_expected() -> dict[str, str]:

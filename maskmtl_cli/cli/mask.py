@@ -10,7 +10,14 @@ from typing import Annotated, Literal, Optional
 import typer
 
 from maskmtl_cli.cli.app import app, guarded
-from maskmtl_cli.masking.config import FACE_MODES, MAX_PREVIEW, ON_FAIL_MODES, MaskConfig
+from maskmtl_cli.masking.config import (
+    DEFAULT_VARIANTS,
+    FACE_MODES,
+    MAX_PREVIEW,
+    MAX_VARIANTS,
+    ON_FAIL_MODES,
+    MaskConfig,
+)
 from maskmtl_cli.schema import MASK_DETECTORS
 
 #: The defaults, shown in the help (read from the fields: building a MaskConfig loads the
@@ -51,6 +58,11 @@ def mask_command(
         rich_help_panel=_STYLE, min=0,
         help="Seed: image i (sorted order) uses seed and i, so results do not depend on "
              "--workers.")] = _D["seed"],
+    variants: Annotated[int, typer.Option(
+        rich_help_panel=_STYLE, min=1, max=MAX_VARIANTS,
+        help="Masked versions of each photo: version 0 in OUTPUT_DIR, versions 1..K-1 in "
+             "OUTPUT_DIR/_variants/K (seeded). `split` keeps them with their photo; `train` "
+             "draws one per face per epoch.")] = DEFAULT_VARIANTS,
     aligned: Annotated[bool, typer.Option(
         "--aligned", rich_help_panel=_FACES,
         help="Images are aligned face crops (like UTKFace): use the crop as the face box, no "
@@ -114,6 +126,7 @@ def mask_command(
     """
     from maskmtl_cli.masking.batch import run_mask
     from maskmtl_cli.masking.config import MaskConfig, parse_mix_option
+    from maskmtl_cli.masking.variants import variant_configs
 
     config = MaskConfig(
         input_dir=input_dir, output_dir=output_dir, mask_type=mask_type,
@@ -123,11 +136,15 @@ def mask_command(
         workers=workers, limit=limit, preview=preview, jpeg_quality=jpeg_quality,
         ray_address=ray,
     )
-    with _ProgressBar() as progress:
-        summary = run_mask(config, progress=progress)
-    _render_summary(summary)
+    summaries = []
+    for version in variant_configs(config, variants):  # one bar per masked version
+        with _ProgressBar() as progress:
+            summaries.append(run_mask(version, progress=progress))
+    for summary in summaries:
+        _render_summary(summary)
     if as_json:
-        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        records = [summary.to_dict() for summary in summaries]
+        typer.echo(json.dumps(records[0] if variants == 1 else {"variants": records}, indent=2))
 
 
 class _ProgressBar:

@@ -118,6 +118,27 @@ def train_command(
         help="Random flip, shift and brightness while training. "
              f"\\[default: {_flag(_D.augment, 'augment')}]",
         show_default=False)] = None,
+    face_mix: Annotated[Optional[str], typer.Option(
+        help="Shares of each training batch: a masked version of the photo (drawn anew each "
+             "epoch from `mask --variants`), the bare photo under a random lower-face "
+             "occluder, the bare photo (found through the mask run the manifest was split "
+             "from); `none`: the manifest's images as they are. "
+             f"\\[default: {','.join(f'{k}={v:g}' for k, v in _D.face_mix.items())}]")
+    ] = None,
+    photometric: Annotated[Optional[float], typer.Option(
+        help="Strength of the photometric jitter of training faces (colour, contrast, gray, "
+             f"sepia, blur, noise, JPEG quality); 0: off. \\[default: {_D.photometric:g}]")
+    ] = None,
+    align_rotation: Annotated[Optional[float], typer.Option(
+        help=f"Largest random rotation of training faces in degrees (alignment jitter). "
+             f"\\[default: {_D.align_rotation:g}]")] = None,
+    align_scale: Annotated[Optional[float], typer.Option(
+        help=f"Largest random zoom of training faces, a fraction (alignment jitter). "
+             f"\\[default: {_D.align_scale:g}]")] = None,
+    mask_task: Annotated[Optional[bool], typer.Option(
+        "--mask-task/--no-mask-task",
+        help="Also learn the `masked` output (does the face wear a mask) from the face mix. "
+             f"\\[default: {_flag(_D.mask_task, 'mask-task')}]", show_default=False)] = None,
     age_loss: Annotated[Optional[str], typer.Option(
         help=f"{' | '.join(AGE_LOSSES)}: L1 in years, L1 on log-age, or label-distribution "
              f"learning over 0-116 years. \\[default: {_D.age_loss}]")] = None,
@@ -218,7 +239,9 @@ def train_command(
         "tasks": resolve_tasks(tasks, task_spec) if tasks or task_spec else None,
         "image_size": image_size, "color_mode": color, "batch_size": batch_size,
         "epochs": epochs, "lr": lr, "lr_schedule": lr_schedule, "early_stopping": early_stopping,
-        "augment": augment, "age_loss": age_loss, "age_sigma": age_sigma,
+        "augment": augment, "face_mix": face_mix, "photometric": photometric,
+        "align_rotation": align_rotation, "align_scale": align_scale, "mask_task": mask_task,
+        "age_loss": age_loss, "age_sigma": age_sigma,
         "race_balance": race_balance, "race_tau": race_tau, "age_reweight": age_reweight,
         "weight_decay": weight_decay, "loss_weights": loss_weights,
         "uncertainty_weighting": uncertainty_weighting, "soft_l2": soft_l2,

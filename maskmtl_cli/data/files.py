@@ -14,18 +14,22 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 MASKS_CSV = "masks.csv"
 MASKS_DIR = "_masks"
 PREVIEW_PNG = "preview.png"
+#: Masked versions 1..K-1 of each photo (``maskmtl mask --variants K``):
+#: ``_variants/<k>/<relative path>``, each a mask output folder of its own.
+VARIANTS_DIR = "_variants"
 
 
 def mask_run_extras(root: Path) -> frozenset[Path]:
     """The resolved paths of a mask run's own outputs below ``root`` (empty for other folders).
 
-    A folder written by `maskmtl mask` (it holds ``masks.csv``) also holds the binary masks and
-    the contact sheet; they are images, but not face images of the data set.
+    A folder written by `maskmtl mask` (it holds ``masks.csv``) also holds the binary masks, the
+    contact sheet and the other masked versions of each photo (``--variants``); they are images,
+    but not more face photos of the data set (a photo's versions train as one face).
     """
     root = Path(root)
     if not (root / MASKS_CSV).is_file():
         return frozenset()
-    return frozenset((root / name).resolve() for name in (MASKS_DIR, PREVIEW_PNG))
+    return frozenset((root / name).resolve() for name in (MASKS_DIR, PREVIEW_PNG, VARIANTS_DIR))
 
 
 def scan_image_files(root: Path, excluded: frozenset[Path] | set[Path] = frozenset(),

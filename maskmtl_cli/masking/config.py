@@ -13,6 +13,15 @@ FACE_MODES = ("largest", "all")
 ON_FAIL_MODES = ("skip", "copy")
 #: Largest contact sheet ``--preview`` draws.
 MAX_PREVIEW = 256
+#: Most masked versions of one photo ``--variants`` makes, and the default (one).
+MAX_VARIANTS = 64
+DEFAULT_VARIANTS = 1
+
+
+def variant_seed(seed: int, index: int, variant: int) -> list[int]:
+    """Entropy of image ``index``'s random draws: ``[seed, index]`` for version 0 (what every
+    run drew before versions existed), ``[seed, index, variant]`` for the others."""
+    return [seed, index] if variant == 0 else [seed, index, variant]
 
 
 @dataclass(frozen=True)
@@ -28,6 +37,9 @@ class MaskConfig:
         texture: A texture name; None = random.
         texture_weight: Blend of the texture over the colour, 0-1; None = random.
         seed: Base seed; image ``i`` in sorted order draws from ``default_rng([seed, i])``.
+        variant: Which masked version of each photo this run draws: 0 (the default) from
+            ``default_rng([seed, i])``, ``k > 0`` from ``default_rng([seed, i, k])``
+            (``maskmtl mask --variants K`` writes versions 1..K-1 under ``_variants/k``).
         detector: ``auto`` (HOG, then RetinaFace where HOG finds nothing), ``hog``,
             ``retinaface`` or ``cnn``.
         aligned: Treat each image as an aligned face crop (no detector).
@@ -54,6 +66,7 @@ class MaskConfig:
     texture: str | None = None
     texture_weight: float | None = None
     seed: int = 0
+    variant: int = 0
     detector: str = DEFAULT_MASK_DETECTOR
     aligned: bool = False
     faces: str = "largest"
@@ -94,6 +107,7 @@ class MaskConfig:
                 f"--texture-weight must be between 0 and 1 (got {self.texture_weight})."
             )
         _check_range("--seed", self.seed, 0, 2**63 - 1)
+        _check_range("variant", self.variant, 0, MAX_VARIANTS - 1)
         _check_range("--jpeg-quality", self.jpeg_quality, 1, 100)
         _check_range("--preview", self.preview, 0, MAX_PREVIEW)
         if self.workers is not None:
@@ -120,8 +134,8 @@ class MaskConfig:
 
     def style_settings(self) -> dict:
         """The settings that decide what the masks look like (compared when resuming)."""
-        keys = ("mask_type", "mix", "colour", "texture", "texture_weight", "seed", "detector",
-                "aligned", "faces")
+        keys = ("mask_type", "mix", "colour", "texture", "texture_weight", "seed", "variant",
+                "detector", "aligned", "faces")
         data = self.to_dict()
         return {key: data[key] for key in keys}
 

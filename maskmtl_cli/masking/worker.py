@@ -20,6 +20,7 @@ import numpy as np
 from maskmtl_cli.data.files import MASKS_DIR
 from maskmtl_cli.errors import DataError, OutputError
 from maskmtl_cli.faces.landmarks import DlibLandmarker
+from maskmtl_cli.masking.config import variant_seed
 from maskmtl_cli.masking.config import MaskConfig
 from maskmtl_cli.masking.io import (
     ImageReadError,
@@ -136,7 +137,7 @@ class MaskWorker:
         from maskmtl_cli.masking.style import choose_style
 
         config = self.config
-        rng = np.random.default_rng([config.seed, index])
+        rng = np.random.default_rng(variant_seed(config.seed, index, config.variant))
         rgb = cv2.cvtColor(image.bgr, cv2.COLOR_BGR2RGB)
         covered = np.zeros(rgb.shape[:2], dtype=np.uint8)
         styles = []

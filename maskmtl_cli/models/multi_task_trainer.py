@@ -39,16 +39,26 @@ from maskmtl_cli.models.segmentation import SEGMENTATION_TARGET, iou, segmentati
 from maskmtl_cli.tasks import CLASSIFICATION, SEGMENTATION, is_sigmoid
 
 
-def build_augmentation(seed: int) -> keras.Sequential:
-    """Light, training-only augmentation: horizontal flip, +-8% shift, +-15% brightness."""
+def build_augmentation(seed: int, rotation: float = 0.0,
+                       scale: float = 0.0) -> keras.Sequential:
+    """Light, training-only augmentation: horizontal flip, +-8% shift, +-15% brightness, and
+    with ``rotation`` (degrees) and ``scale`` (a fraction) a random rotation and zoom: the
+    alignment jitter of faces found by a detector."""
+    geometric = [
+        keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip"),
+        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed + 1,
+                                       name="augment_shift"),
+    ]
+    if rotation > 0:
+        geometric.append(keras.layers.RandomRotation(rotation / 360.0, fill_mode="reflect",
+                                                     seed=seed + 3, name="augment_rotation"))
+    if scale > 0:
+        geometric.append(keras.layers.RandomZoom((-scale, scale), fill_mode="reflect",
+                                                 seed=seed + 4, name="augment_zoom"))
     return keras.Sequential(
-        [
-            keras.layers.RandomFlip("horizontal", seed=seed, name="augment_flip"),
-            keras.layers.RandomTranslation(0.08, 0.08, fill_mode="nearest", seed=seed + 1,
-                                           name="augment_shift"),
-            keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed + 2,
-                                          name="augment_brightness"),
-        ],
+        [*geometric,
+         keras.layers.RandomBrightness(0.15, value_range=(0.0, 255.0), seed=seed + 2,
+                                       name="augment_brightness")],
         name="augmentation",
     )
 
@@ -82,6 +92,8 @@ class MultiTaskTrainer(keras.Model):
         age_bin_weights: Training weight of the age loss per whole year of age, or None.
         augment: Random flip, shift and brightness on training batches.
         seed: Seed of the augmentation.
+        align_rotation: Largest random rotation in degrees of the augmentation (0: none).
+        align_scale: Largest random zoom of the augmentation, a fraction (0: none).
         regression_scales: Standard deviation of the training labels of each regression task
             other than age (its L1 is divided by it).
         segmentation: Train the network's ``segmentation`` output too.
@@ -110,6 +122,8 @@ class MultiTaskTrainer(keras.Model):
         age_bin_weights=None,
         augment: bool = False,
         seed: int = 0,
+        align_rotation: float = 0.0,
+        align_scale: float = 0.0,
         regression_scales=None,
         segmentation: bool = False,
         **kwargs,
@@ -132,7 +146,10 @@ class MultiTaskTrainer(keras.Model):
             tuple(sorted(self.regression_scales.items())))
         self.augment = bool(augment)
         self.seed = int(seed)
-        self.augmentation = build_augmentation(self.seed) if self.augment else None
+        self.align_rotation = float(align_rotation)
+        self.align_scale = float(align_scale)
+        self.augmentation = (build_augmentation(self.seed, self.align_rotation, self.align_scale)
+                             if self.augment else None)
         self.tasks = [spec.name for spec in self.task_specs]
         losses = len(self.tasks) + self.segmentation
         self.loss_weights = [float(w) for w in (loss_weights or [1.0] * losses)]
@@ -171,9 +188,10 @@ class MultiTaskTrainer(keras.Model):
             return self.network(inputs, training=training)
         images, target = inputs[..., :-1], inputs[..., -1:]
         if training and self.augmentation is not None:
-            flip, shift, brightness = self.augmentation.layers
-            both = shift(flip(ops.concatenate([images, target], axis=-1), training=True),
-                         training=True)
+            *geometric, brightness = self.augmentation.layers
+            both = ops.concatenate([images, target], axis=-1)
+            for layer in geometric:
+                both = layer(both, training=True)
             images, target = both[..., :-1], both[..., -1:]
             images = brightness(images, training=True)
         outputs = dict(self.network(images, training=training))
@@ -257,6 +275,8 @@ class MultiTaskTrainer(keras.Model):
                 "age_bin_weights": self.age_bin_weights,
                 "augment": self.augment,
                 "seed": self.seed,
+                "align_rotation": self.align_rotation,
+                "align_scale": self.align_scale,
                 "regression_scales": self.regression_scales,
                 "segmentation": self.segmentation,
             }

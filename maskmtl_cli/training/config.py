@@ -48,7 +48,13 @@ DEFAULT_AGE_WEIGHT = {"l1": 0.1, "log-l1": 1.0, "ldl": 1.0}
 #: What settings added after the first release were, in effect, before they existed: a saved
 #: config.json without them resumes with these, not with today's defaults.
 LEGACY_SETTINGS = {"age_loss": "l1", "age_sigma": 2.5, "race_balance": "none",
-                   "age_reweight": "none", "weight_decay": 0.0}
+                   "age_reweight": "none", "weight_decay": 0.0, "face_mix": {},
+                   "photometric": 0.0, "align_rotation": 0.0, "align_scale": 0.0,
+                   "mask_task": False}
+#: Shares of the faces of each training batch (issue 21): one of the photo's masked versions,
+#: the bare photo under a random lower-face occluder, the bare photo.
+FACE_KINDS = ("masked", "occluded", "bare")
+DEFAULT_FACE_MIX = {"masked": 0.5, "occluded": 0.35, "bare": 0.15}
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,19 @@ class TrainConfig:
             epochs without a better validation loss).
         early_stopping: Stop after this many epochs without a better validation loss (0: off).
         augment: Random flip, shift and brightness while training.
+        face_mix: Shares of each training batch by face kind (``FACE_KINDS``): a masked
+            version of the photo (one of ``maskmtl mask --variants``, drawn anew each epoch),
+            the bare photo under a random lower-face occluder, the bare photo. Bare photos are
+            found through the mask run the manifest was split from (``training.versions``);
+            rows without one always give a masked version. Empty: the manifest's images as
+            they are, in fixed arrays (the recipe before issue 21).
+        photometric: Strength of the photometric jitter of training faces (colour, contrast,
+            gray, sepia, blur, noise, JPEG quality; ``training.photometric``): 1 the mild
+            default, 0 off. Needs ``face_mix``.
+        align_rotation: Largest random rotation of training faces, in degrees (0: none).
+        align_scale: Largest random zoom in or out of training faces, as a fraction (0: none).
+        mask_task: Train one more output, ``masked`` (does the face wear a mask; classes
+            no/yes, free labels from the face kind), when bare photos are found.
         age_loss: "l1" (L1 in years, standardised output), "log-l1" (L1 on log-age) or "ldl"
             (label-distribution learning: KL to a Gaussian around the true age plus L1 on the
             expected age).
@@ -119,6 +138,11 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     early_stopping: int = 0
     augment: bool = True
+    face_mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_FACE_MIX))
+    photometric: float = 1.0
+    align_rotation: float = 6.0
+    align_scale: float = 0.1
+    mask_task: bool = True
     age_loss: str = "ldl"
     age_sigma: float = 2.5
     race_balance: str = "logit-adjust"
@@ -154,6 +178,12 @@ class TrainConfig:
         _check_choice("missing-labels", self.missing_labels, MISSING_LABELS)
         object.__setattr__(self, "tasks", parse_task_list(self.tasks))
         object.__setattr__(self, "loss_weights", self._resolved_weights())
+        object.__setattr__(self, "face_mix", parse_face_mix(self.face_mix))
+        for option, value, largest in (("photometric", self.photometric, 3.0),
+                                       ("align-rotation", self.align_rotation, 45.0),
+                                       ("align-scale", self.align_scale, 0.5)):
+            if not (math.isfinite(value) and 0 <= value <= largest):
+                raise InputError(f"--{option} must be between 0 and {largest:g}; got {value}.")
         for option, value, smallest in (
             ("image-size", self.image_size, 8),
             ("batch-size", self.batch_size, 1),
@@ -268,12 +298,28 @@ def parse_devices(devices) -> int | str:
     return count
 
 
-def parse_loss_weights(weights, allowed=TASKS) -> dict[str, float]:
+def parse_face_mix(mix) -> dict[str, float]:
+    """``"masked=0.5,occluded=0.35,bare=0.15"``, a dict, or ``"none"`` -> normalised shares
+    ({} for none); InputError for unknown kinds or bad numbers."""
+    if isinstance(mix, str) and mix.strip().lower() in ("", "none", "off"):
+        return {}
+    shares = parse_loss_weights(mix, FACE_KINDS, option="--face-mix", example=(
+        "--face-mix masked=0.5,occluded=0.35,bare=0.15"))
+    total = sum(shares.values())
+    if shares and total <= 0:
+        raise InputError("--face-mix needs at least one share above 0 (or none).")
+    return {kind: shares[kind] / total for kind in FACE_KINDS if shares.get(kind, 0) > 0}
+
+
+def parse_loss_weights(weights, allowed=TASKS, option: str = "--loss-weights",
+                       example: str = "--loss-weights age=0.1,gender=1,race=1"
+                       ) -> dict[str, float]:
     """``"age=0.1,race=2"`` or a dict -> {task: weight}; InputError for bad entries.
 
     Args:
         weights: The option's text, or a dict.
         allowed: Names that may be weighted (the trained tasks, UTKFace's, segmentation).
+        option, example: How error messages name the option and show its use.
     """
     if isinstance(weights, dict):
         items = list(weights.items())
@@ -284,22 +330,25 @@ def parse_loss_weights(weights, allowed=TASKS) -> dict[str, float]:
                 continue
             if "=" not in part:
                 raise InputError(
-                    f"Bad --loss-weights entry '{part.strip()}'. Use TASK=WEIGHT pairs, for "
-                    "example --loss-weights age=0.1,gender=1,race=1."
+                    f"Bad {option} entry '{part.strip()}'. Use "
+                    f"{'TASK=WEIGHT' if option == '--loss-weights' else 'NAME=SHARE'} pairs, "
+                    f"for example {example}."
                 )
             key, value = part.split("=", 1)
             items.append((key.strip(), value.strip()))
     parsed = {}
+    what = "Loss weight" if option == "--loss-weights" else "Share"
     for task, value in items:
         if task not in allowed:
             raise InputError(
-                f"Unknown task '{task}' in --loss-weights. Choose from: {', '.join(allowed)}."
+                f"Unknown {'task' if option == '--loss-weights' else 'name'} '{task}' in "
+                f"{option}. Choose from: {', '.join(allowed)}."
             )
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise InputError(f"Loss weight of {task} must be a number; got '{value}'.") from None
+            raise InputError(f"{what} of {task} must be a number; got '{value}'.") from None
         if not (math.isfinite(number) and number >= 0):
-            raise InputError(f"Loss weight of {task} must be 0 or more; got {value}.")
+            raise InputError(f"{what} of {task} must be 0 or more; got {value}.")
         parsed[task] = number
     return parsed

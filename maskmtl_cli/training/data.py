@@ -45,6 +45,8 @@ class TrainingData:
     dropped: dict[str, int] = field(default_factory=dict)  # split -> rows without a label
     failures: list[tuple[str, str]] = field(default_factory=list)  # unreadable images
     warnings: list[str] = field(default_factory=list)  # for people: data too small to trust
+    # Each training photo's masked versions and bare photo (``TrainConfig.face_mix``)
+    train_versions: object = None
 
 
 def age_balance_weights(ages: np.ndarray, bins: int = 117, sigma: float = 2.0,
@@ -131,7 +133,7 @@ def load_training_data(cfg) -> TrainingData:
     parts, dropped = _split_parts(cfg, arrays.images, _typed_targets(labels, specs), masks,
                                   (splits, split_of_row), keep)
     _check_trainable(specs, parts["train"][1], cfg)
-    return TrainingData(
+    data = TrainingData(
         train_images=parts["train"][0], train_targets=parts["train"][1],
         val_images=parts["val"][0], val_targets=parts["val"][1],
         **_label_statistics(parts["train"][1], specs),
@@ -141,6 +143,14 @@ def load_training_data(cfg) -> TrainingData:
                   if split_of_path.get(item[0]) in ("train", "val")],
         warnings=small_data_warnings(len(parts["train"][0]), len(parts["val"][0])),
     )
+    if not cfg.face_mix or cfg.segmentation:
+        return data
+    from maskmtl_cli.io import default_cache_dir
+    from maskmtl_cli.training.face_mix import with_face_versions
+
+    rows = {split: arrays.rows[(split_of_row == split) & keep] for split in ("train", "val")}
+    return with_face_versions(cfg, data, rows, default_cache_dir() if cache_dir == "default"
+                              else cache_dir)
 
 
 def _split_parts(cfg, images, targets: dict, masks, splits: tuple, keep: np.ndarray):

@@ -66,6 +66,14 @@ class Placement:
             return size
         return max(self.devices, size - size % self.devices)
 
+    def missing(self, short: int) -> int:
+        """How many images to add to a last batch of ``short`` images (see ``even``)."""
+        if self._distribution is not None:
+            return (self.devices - short % self.devices) % self.devices
+        if self._strategy is not None and 0 < short < self.devices:
+            return self.devices - short
+        return 0
+
     def even(self, images, targets: dict, batch_size: int):
         """``(images, targets)`` whose last batch gives every device its share.
 
@@ -77,13 +85,7 @@ class Placement:
         """
         import numpy as np
 
-        short = len(images) % batch_size
-        if self._distribution is not None:
-            missing = (self.devices - short % self.devices) % self.devices
-        elif self._strategy is not None and 0 < short < self.devices:
-            missing = self.devices - short
-        else:
-            missing = 0
+        missing = self.missing(len(images) % batch_size)
         if not missing:
             return images, targets
         extra = np.arange(missing) % len(images)

@@ -189,12 +189,11 @@ def _fit(setup: RunSetup, trainer, state: RunState, show_progress: bool,
         val_batch = placement.batch(max(cfg.batch_size, 256))
         with placement.scope():
             trainer.fit(
-                *placement.even(_fit_inputs(data.train_images, data.train_masks),
-                                data.train_targets, cfg.batch_size),
-                batch_size=cfg.batch_size, epochs=cfg.epochs, initial_epoch=initial_epoch,
+                **_training_inputs(setup, initial_epoch), epochs=cfg.epochs,
+                initial_epoch=initial_epoch,
                 validation_data=placement.even(_fit_inputs(data.val_images, data.val_masks),
                                                data.val_targets, val_batch),
-                validation_batch_size=val_batch, shuffle=True, verbose=0, callbacks=callbacks,
+                validation_batch_size=val_batch, verbose=0, callbacks=callbacks,
             )
     except KeyboardInterrupt:
         if state["epochs_done"]:
@@ -249,6 +248,21 @@ def check_network_options(cfg: TrainConfig) -> None:
         )
     if cfg.segmentation:
         check_segmentation_size(cfg.image_size)
+
+
+def _training_inputs(setup: RunSetup, initial_epoch: int) -> dict:
+    """``fit``'s training arguments: batches composed anew each epoch (``face_mix``), or the
+    fixed arrays, shuffled."""
+    cfg, data, placement = setup.cfg, setup.data, setup.placement
+    if data.train_versions is not None:
+        from maskmtl_cli.training.face_mix import make_dataset
+
+        return {"x": make_dataset(data.train_versions, data.train_targets, cfg.batch_size,
+                                  cfg.face_mix, cfg.photometric, cfg.seed, initial_epoch,
+                                  pad=placement.missing)}
+    images, targets = placement.even(_fit_inputs(data.train_images, data.train_masks),
+                                     data.train_targets, cfg.batch_size)
+    return {"x": images, "y": targets, "batch_size": cfg.batch_size, "shuffle": True}
 
 
 def _fit_inputs(images, masks):

@@ -60,6 +60,8 @@ def new_trainer(cfg: TrainConfig, data, steps_per_epoch: int, jit: bool):
         age_bin_weights=age_bin_weights,
         augment=cfg.augment,
         seed=cfg.seed,
+        align_rotation=cfg.align_rotation,
+        align_scale=cfg.align_scale,
         regression_scales={name: std for name, (_, std) in data.regression_stats.items()},
         segmentation=cfg.segmentation,
         name="trainer",
