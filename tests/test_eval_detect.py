@@ -48,7 +48,8 @@ def run_eval(manifest: Path, out: Path, *extra: str):
 def test_photos_of_the_astronaut_and_a_wall(tmp_path, astronaut_path):
     photo = cv2.imread(str(astronaut_path))
     cv2.imwrite(str(tmp_path / "photo.jpg"), photo)
-    cv2.imwrite(str(tmp_path / "large.jpg"), cv2.resize(photo, (1600, 1600)))
+    cv2.imwrite(str(tmp_path / "large.jpg"),
+                cv2.resize(photo, (1600, 1600), interpolation=cv2.INTER_CUBIC))
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((300, 400, 3), 200, np.uint8))
     rows = [{"path": str(tmp_path / name), "filename": name, "age": 42, "gender": 1, "race": 0}
             for name in ("photo.jpg", "large.jpg", "wall.png")]

@@ -54,18 +54,15 @@ _RETINAFACE_EYES_MARGIN = 0.1
 _RETINAFACE_PART_SIZE = 0.5
 #: The same for a part that sticks out of the face's box with its eyes inside it.
 _RETINAFACE_EYE_PART_SIZE = 0.3
-#: A face that a finer pass finds must be confirmed by the coarsest pass (a candidate of it
-#: scoring at least ``_RETINAFACE_CONFIRM_SCORE`` overlaps it, IoU >= 0.3) when it is at least
-#: ``_RETINAFACE_CONFIRM_PX`` pixels there, or at least ``_RETINAFACE_CONFIRM_WEAK_PX`` pixels
-#: with a score under ``_RETINAFACE_CONFIRM_WEAK``. Enlarged, a large face's surroundings (a
-#: collar, the chin line under a mask, an ear and its strap) score 0.6-0.8 as faces; seen
-#: whole, they score almost nothing. Small confident faces are not checked: the coarsest pass
-#: misses many small masked faces (checking every face of 32 px or more lost 27 of 245 masked
-#: faces on the benchmark canvases, this rule 2).
+#: A face that a finer pass finds and that is at least this many pixels in the coarsest pass
+#: must be confirmed there: some candidate of the coarsest pass scoring at least
+#: ``_RETINAFACE_CONFIRM_SCORE`` overlaps it (IoU >= 0.3). Faces that large are seen whole by
+#: the coarsest pass; enlarged, their surroundings (a torso under a face) can score as faces.
+#: Smaller faces are not checked: the coarsest pass misses many small masked faces (checking
+#: from 32 px lost 27 of 245 masked faces on the benchmark canvases; checking faces under 0.8
+#: from 32 px lost 7 of 309 faces of 40-80 px).
 _RETINAFACE_CONFIRM_PX = 128
 _RETINAFACE_CONFIRM_SCORE = 0.1
-_RETINAFACE_CONFIRM_WEAK = 0.8
-_RETINAFACE_CONFIRM_WEAK_PX = 32
 #: Mean pixel (B, G, R) subtracted before RetinaFace, as ``retinaface.preprocess`` does.
 _RETINAFACE_MEAN_BGR = (104, 117, 127)
 #: When nothing is found, a second pass adds a border of this fraction of the photo's size
@@ -112,10 +109,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _confirmed(finer: _Candidates, coarse: _Candidates, coarse_scale: float) -> np.ndarray:
     """Which faces of a finer pass stand: those the coarsest pass need not judge (see
     ``_RETINAFACE_CONFIRM_PX``) and those a candidate of it overlaps."""
-    coarse_size = finer.sides() * coarse_scale
-    weak = finer.scores < _RETINAFACE_CONFIRM_WEAK
-    small = (coarse_size < _RETINAFACE_CONFIRM_PX) & ~(
-        weak & (coarse_size >= _RETINAFACE_CONFIRM_WEAK_PX))
+    small = finer.sides() * coarse_scale < _RETINAFACE_CONFIRM_PX
     if not len(coarse.scores):
         return small
     return small | (_iou(finer.corners, coarse.corners).max(axis=1) >= 0.3)
