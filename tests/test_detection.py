@@ -194,14 +194,18 @@ def test_a_part_of_a_face_is_not_a_second_face():
     from maskmtl_cli.faces.retinaface import drop_contained
 
     corners = np.array([[100, 100, 300, 340],    # the face
-                        [110, 110, 240, 240],    # half the face, inside it
+                        [120, 120, 200, 200],    # an eye and a cheek, inside it
                         [150, 330, 250, 420],    # the chin line, eyes just below the box
-                        [290, 150, 400, 290]],   # a neighbour overlapping the edge
+                        [290, 150, 400, 290],    # a neighbour overlapping the edge
+                        [105, 105, 295, 320]],   # the same face again, a tighter box
                        dtype=float)
     eyes = np.array([[[150, 180], [250, 180]], [[140, 150], [180, 150]],
-                     [[175, 355], [225, 355]], [[320, 200], [370, 200]]], dtype=float)
-    scores = np.array([0.999, 0.98, 0.9, 0.95])
-    assert drop_contained(corners, scores, eyes, np.arange(4)) == [0, 3]
-    # A larger box that scores lower (a blurred poster face behind) swallows nothing.
-    poster = np.array([0.7, 0.98, 0.9, 0.95])
-    assert drop_contained(corners, poster, eyes, np.arange(4)) == [0, 1, 3, 2]
+                     [[175, 355], [225, 355]], [[320, 200], [370, 200]],
+                     [[150, 180], [250, 180]]], dtype=float)
+    scores = np.array([0.999, 0.9, 0.9, 0.95, 0.9995])
+    assert drop_contained(corners, scores, eyes, np.arange(5)) == [4, 3]
+    # A face in front of a poster of a blurred giant face stays, and so does a confident one
+    # in front of a confident larger face.
+    assert drop_contained(corners[:2], np.array([0.7, 0.9]), eyes[:2], np.arange(2)) == [0, 1]
+    assert drop_contained(corners[:2], np.array([0.995, 0.97]), eyes[:2],
+                          np.arange(2)) == [0, 1]

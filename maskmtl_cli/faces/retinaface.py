@@ -49,15 +49,20 @@ _RETINAFACE_CONTAINED = 0.6
 #: The eyes of a part of a face lie inside the face's box grown by this share of its height:
 #: the "face" found on the chin line under a masked face has its eyes just below the box.
 _RETINAFACE_EYES_MARGIN = 0.1
-#: The parts of a face that RetinaFace reports (half a face, an eye and a cheek, the chin line)
-#: are at least this share of the face's size; a box smaller than that is a face of its own,
-#: such as a face in front of a poster of a giant blurred one (benchmarks/bench_detection.py's
-#: canvases: 0.3 lost 4.8% of the masked faces there, 0.5 none against the old detector).
-_RETINAFACE_PART_SIZE = 0.5
-#: The same for a part that sticks out of the face's box with its eyes inside it.
+#: A box mostly inside a larger one and at least this share of its size is the same face found
+#: twice (a tight box and one with the neck, at two scales): the higher-scoring one stays.
+_RETINAFACE_SAME_SIZE = 0.5
+#: A box mostly inside a confident face and at least this share of its size, scoring under
+#: ``_RETINAFACE_PART_SCORE``, is a part of it (half a face, an eye and a cheek: 0.62-0.95 on the
+#: realphotos); smaller or more confident, it is a face in front of a larger one (the benchmark
+#: canvases paste faces over a giant blurred face, which itself scores 0.92 median).
+_RETINAFACE_PART_SIZE = 0.25
+_RETINAFACE_PART_SCORE = 0.95
+#: A part that sticks out of the face's box with its eyes inside it (the chin line under a
+#: mask, an ear and its strap) is at least this share of the face's size.
 _RETINAFACE_EYE_PART_SIZE = 0.3
 #: Only a confident face has parts: the largest face of 95% of the realphotos scores 0.995 or
-#: more, while the giant blurred face behind the benchmark canvases' faces scores 0.92 (median).
+#: more, the giant blurred face behind the benchmark canvases' faces 0.92 (median).
 _RETINAFACE_PARENT_SCORE = 0.99
 #: A face that a finer pass finds and that is at least this many pixels in the coarsest pass
 #: must be confirmed there: some candidate of the coarsest pass scoring at least
@@ -165,20 +170,19 @@ def _pass_images(image: np.ndarray, scales: list[float]) -> list[np.ndarray]:
 
 def drop_contained(corners: np.ndarray, scores: np.ndarray, eyes: np.ndarray, keep: np.ndarray,
                    share: float = _RETINAFACE_CONTAINED) -> list[int]:
-    """The indices of ``keep`` that are faces of their own, not parts of a larger face.
+    """The indices of ``keep`` that are faces of their own: one box per face, no parts.
 
-    A box is part of a larger kept box that scores higher when at least ``share`` of its area
-    lies inside it (an eye and a cheek, half a face), or when both its eyes do: a second face
-    whose eyes lie inside a nearer face's box would be hidden behind it, so what was found there
-    is the nearer face's own chin, mask edge or ear. A larger box that scores lower does not
-    swallow a face: a sharp face in front of a poster of a blurred giant face is a face.
+    For a box and a larger kept box (``_relation``): two boxes of one face (one mostly inside
+    the other and at least half its size) keep the higher-scoring one; a part of a confident
+    face (half a face inside it, the chin line or an ear sticking out of it) is dropped. A much
+    smaller, confident face inside a larger box stays: a person in front of a poster.
 
     Args:
         corners: (N, 4) boxes as ``x0, y0, x1, y1``.
         scores: (N,) their scores.
         eyes: (N, 2, 2) the two eye points of each box.
         keep: Indices into ``corners`` (after non-maximum suppression).
-        share: Smallest share of a box's area inside a larger box that makes it a part.
+        share: Smallest share of a box's area inside a larger box for "mostly inside".
 
     Returns:
         The surviving indices, largest box first.
@@ -186,37 +190,45 @@ def drop_contained(corners: np.ndarray, scores: np.ndarray, eyes: np.ndarray, ke
     areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
     kept: list[int] = []
     for index in sorted(keep.tolist(), key=lambda i: -areas[i]):
-        if not any(scores[other] > scores[index] and scores[other] >= _RETINAFACE_PARENT_SCORE
-                   and _part_of(corners[index], eyes[index], corners[other], share)
-                   for other in kept):
+        own = True
+        for position, other in enumerate(kept):
+            relation = _relation(corners[index], eyes[index], corners[other], share)
+            if relation == "same":
+                if scores[index] > scores[other]:
+                    kept[position] = index  # the tighter box scores higher: it is the face
+                own = False
+                break
+            if relation == "part" and scores[other] >= _RETINAFACE_PARENT_SCORE and \
+                    scores[index] < min(scores[other], _RETINAFACE_PART_SCORE):
+                own = False
+                break
+        if own:
             kept.append(index)
-    return kept
+    return sorted(set(kept), key=lambda i: -areas[i])
 
 
-def _part_of(box: np.ndarray, eyes: np.ndarray, larger: np.ndarray, share: float) -> bool:
-    """Whether ``box`` (with its two ``eyes``) is a part of the face in ``larger``.
-
-    A box mostly inside ``larger`` is a part when it is at least ``_RETINAFACE_PART_SIZE`` of
-    its size (smaller, it is a face in front of a larger one, such as a poster); a box that
-    sticks out of ``larger`` with its eyes inside it (grown by ``_RETINAFACE_EYES_MARGIN``) is a
-    part when it is at least ``_RETINAFACE_EYE_PART_SIZE`` of its size (the chin line under a
-    mask, an ear and its strap).
-    """
+def _relation(box: np.ndarray, eyes: np.ndarray, larger: np.ndarray, share: float) -> str:
+    """How ``box`` (with its two ``eyes``) relates to the larger box ``larger``: ``"same"``
+    face (mostly inside and at least ``_RETINAFACE_SAME_SIZE`` of its size), a ``"part"`` of
+    it (mostly inside and at least ``_RETINAFACE_PART_SIZE`` of its size; or sticking out with
+    both eyes inside it, grown by ``_RETINAFACE_EYES_MARGIN``, and at least
+    ``_RETINAFACE_EYE_PART_SIZE`` of its size), or ``"apart"``."""
     width = min(box[2], larger[2]) - max(box[0], larger[0])
     height = min(box[3], larger[3]) - max(box[1], larger[1])
     if width <= 0 or height <= 0:
-        return False
+        return "apart"
     size = max(box[2] - box[0], box[3] - box[1]) / max(larger[2] - larger[0],
                                                         larger[3] - larger[1], 1e-6)
     area = max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)
     if width * height >= share * area:
-        return size >= _RETINAFACE_PART_SIZE
+        return ("same" if size >= _RETINAFACE_SAME_SIZE
+                else "part" if size >= _RETINAFACE_PART_SIZE else "apart")
     margin = _RETINAFACE_EYES_MARGIN * (larger[3] - larger[1])
     eyes_inside = bool(np.all((eyes[:, 0] >= larger[0] - margin)
                               & (eyes[:, 0] <= larger[2] + margin)
                               & (eyes[:, 1] >= larger[1] - margin)
                               & (eyes[:, 1] <= larger[3] + margin)))
-    return eyes_inside and size >= _RETINAFACE_EYE_PART_SIZE
+    return "part" if eyes_inside and size >= _RETINAFACE_EYE_PART_SIZE else "apart"
 
 
 class RetinaFaceDetector:
