@@ -7,8 +7,9 @@ run (``git worktree add /tmp/maskmtl-old <commit>``).
 - photos: faces per photo (distribution), photos without a face, photos holding a box that lies
   mostly inside another face box (a part of a face reported as a face), and time per photo by
   photo size; ``--annotate DIR`` writes annotated copies and contact sheets to look at.
-- portraits: each face crop of ``DIR`` (e.g. UTKFace's 200x200 crops) with a mirrored border
-  (the face fills half the photo) scaled to 200 ... 4,000 px: photos with exactly one face.
+- portraits: each face crop of ``DIR`` (e.g. UTKFace's 200x200 crops) with an edge-repeated
+  border (the face fills half the photo) scaled to 200 ... 4,000 px: photos with exactly one
+  face.
 """
 
 from __future__ import annotations
@@ -145,11 +146,13 @@ def write_sample(files, images, results, out: Path, sample: int) -> None:
 
 
 def portrait(crop: np.ndarray, side: int) -> np.ndarray:
-    """``crop`` with a mirrored border of half its size on every side, scaled to ``side``."""
+    """``crop`` with a border of half its size on every side (its edge pixels repeated),
+    scaled to ``side``. A mirrored border would not do: mirrored at its edge, half a face and
+    its mirror image make a whole (symmetric) face, which a detector rightly reports."""
     import cv2
 
     pad = crop.shape[0] // 2
-    framed = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
+    framed = cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     interpolation = cv2.INTER_AREA if side < framed.shape[0] else cv2.INTER_CUBIC
     return cv2.resize(framed, (side, side), interpolation=interpolation)
 
@@ -160,7 +163,8 @@ def run_portraits(folder: Path, old_tree: Path | None, min_face: int, step: int)
 
     files = photo_files(folder)[::step]
     crops = [read_image(path) for path in files]
-    print(f"\nOne-face portraits: {len(files)} crops from {folder}, mirrored border, scaled")
+    print(f"\nOne-face portraits: {len(files)} crops from {folder}, edge-repeated border, "
+          "scaled")
     for name, detector in detectors(old_tree).items():
         cells = []
         for side in PORTRAIT_SIDES:

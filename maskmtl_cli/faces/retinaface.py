@@ -51,7 +51,7 @@ _RETINAFACE_CONTAINED = 0.6
 _RETINAFACE_EYES_MARGIN = 0.1
 #: A box mostly inside a larger one and at least this share of its size is the same face found
 #: twice (a tight box and one with the neck, at two scales): the higher-scoring one stays.
-_RETINAFACE_SAME_SIZE = 0.5
+_RETINAFACE_SAME_SIZE = 0.4
 #: A box mostly inside a confident face and at least this share of its size, scoring under
 #: ``_RETINAFACE_PART_SCORE``, is a part of it (half a face, an eye and a cheek: 0.62-0.95 on the
 #: realphotos); smaller or more confident, it is a face in front of a larger one (the benchmark
