@@ -121,7 +121,7 @@ def test_health_names_model_detector_engine_and_version(client):
     assert health["detector"] == defaults.detector and health["engine"] == defaults.engine
     assert health["tasks"] == ["age", "gender", "race"]
     assert health["max_upload_bytes"] == 20_000_000
-    assert health["min_face"] == defaults.min_face
+    assert health["min_face"] == ServeConfig().min_face == 40  # uploads: see ServeConfig
 
 
 def test_min_face_is_the_servers_smallest_face(astronaut):
@@ -140,7 +140,8 @@ def test_predict_answers_exactly_what_predict_json_prints(client, astronaut_path
     for options in ({}, {"flip": True, "faces": "largest"}):
         flags = [f"--{key}" if value is True else f"--{key}={value}"
                  for key, value in options.items()]
-        printed = runner.invoke(cli_app, ["predict", "astronaut.jpg", "--json", *flags])
+        printed = runner.invoke(cli_app, ["predict", "astronaut.jpg", "--json", "--min-face",
+                                          str(ServeConfig().min_face), *flags])
         assert printed.exit_code == 0, printed.output
         response = client.post("/predict", **upload(astronaut, "astronaut.jpg", **options))
         assert response.status_code == 200 and response.headers["content-type"] == (

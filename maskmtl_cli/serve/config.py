@@ -7,7 +7,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskmtl_cli.prediction.config import PredictConfig
 
 
 def default_workers() -> int:
@@ -28,9 +27,11 @@ class ServeConfig:
         max_upload_mb: Largest photo accepted, in megabytes (10**6 bytes).
         max_megapixels: Largest photo accepted, in millions of pixels, checked from the file's
             header before decoding (so a small file cannot expand into gigabytes).
-        min_face: Smallest face to find, in pixels (as `maskmtl predict --min-face`): larger
-            values let RetinaFace search photos at a smaller enlargement, which costs less CPU
-            per request.
+        min_face: Smallest face to find, in pixels (as `maskmtl predict --min-face`, whose
+            default is 20): larger values let RetinaFace search photos at a smaller
+            enlargement, which costs less CPU per request. 40 by default: an upload is a photo
+            of its sender, and at 20 a 640x480 photo costs 114 ms of CPU instead of about 30,
+            which put p99 at 564 ms under 8 clients on 2 cores (docs/serve.md).
         workers: Photos predicted at the same time (threads off the event loop).
         max_connections: Open connections and requests beyond which uvicorn answers 503.
     """
@@ -42,7 +43,7 @@ class ServeConfig:
     port: int = 8000
     max_upload_mb: float = 20.0
     max_megapixels: float = 25.0
-    min_face: int = PredictConfig.min_face
+    min_face: int = 40
     workers: int = default_workers()
     max_connections: int = 64
 
