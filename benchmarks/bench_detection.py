@@ -9,8 +9,10 @@ same canvases for every detector) and never written.
 Canvases are made again for each pass (a few ms each) rather than held in memory.
 
 A face counts as found when a detection's centre lies inside the true face box and its width
-is 0.5-2x the true face width; other detections are false positives. RetinaFace runs at a low
-threshold once, so the table covers every threshold; MTCNN runs at its own defaults. Then, with
+is 0.5-2x the true face width; other detections are false positives. Each detector runs at its
+own defaults (RetinaFace's pyramid merges its passes at its threshold, so thresholds cannot be
+swept after the fact). `--photos` and `--portraits` measure ordinary photos and one-face
+portraits instead (``detection_photos.py``). Then, with
 ``--model``, the same faces are pasted against a canvas edge, found by RetinaFace at its
 default threshold, aligned with each border mode (``alignment.py``) and scored against their
 UTKFace labels, on the faces whose aligned crop reaches past the edge (where the mode matters)
@@ -124,12 +126,11 @@ def run_detector(name: str, files: list[Path], seed: int, detector=None):
     return {"faces": found, "seconds": seconds, "canvases": canvases}
 
 
-def report(name: str, canvases, detections, threshold: float | None = None) -> None:
+def report(name: str, canvases, detections) -> None:
     """Recall overall, for rotated faces and per face-size band; false positives per canvas."""
     hits, false = [], 0
     for canvas, faces in zip(canvases, detections):
-        kept = [f for f in faces if threshold is None or f.score >= threshold]
-        hit, wrong = match(canvas.box, kept)
+        hit, wrong = match(canvas.box, faces)
         hits.append(hit is not None)
         false += wrong
     hits = np.array(hits)
@@ -138,8 +139,7 @@ def report(name: str, canvases, detections, threshold: float | None = None) -> N
     bands = [(40, 80), (80, 120), (120, 160), (160, 201)]
     by_size = ", ".join(f"{lo}-{hi - 1 if hi == 201 else hi} px {hits[(sizes >= lo) & (sizes < hi)].mean():.1%}"
                         for lo, hi in bands)
-    label = name if threshold is None else f"{name} >= {threshold:g}"
-    print(f"  {label:<20} found {hits.mean():.2%} ({hits.sum()}/{len(hits)}), upright "
+    print(f"  {name:<20} found {hits.mean():.2%} ({hits.sum()}/{len(hits)}), upright "
           f"{hits[~rotated].mean():.2%}, rotated {hits[rotated].mean():.2%}; "
           f"false detections {false / len(canvases):.3f} per canvas; by face size: {by_size}")
 

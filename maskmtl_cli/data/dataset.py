@@ -195,14 +195,20 @@ def load_split(manifest, split: str | None = None, size: int = 48, color_mode: s
                         f"{', '.join(present) or 'none'}). Re-run `maskmtl split`, or choose "
                         "another split.")
     keep = selected & ok
-    rows = table[keep]
+    return split_arrays(images[keep], table[keep],
+                        [(p, failures[p]) for p in table["path"][selected & ~ok]])
+
+
+def split_arrays(images: np.ndarray, rows, failures: list[tuple[str, str]]) -> SplitArrays:
+    """``SplitArrays`` of loaded ``images`` and their manifest ``rows`` (same order), with the
+    labels in the arrays' conventions (unknown: NaN age, -1 gender/race)."""
     return SplitArrays(
-        images=images[keep],
+        images=images,
         age=rows["age"].to_numpy(dtype="float32", na_value=np.nan),
         gender=rows["gender"].astype("float64").fillna(-1).to_numpy().astype(np.int8),
         race=rows["race"].astype("float64").fillna(-1).to_numpy().astype(np.int8),
         paths=rows["path"].tolist(),
-        failures=[(p, failures[p]) for p in table["path"][selected & ~ok]],
+        failures=failures,
         rows=rows.reset_index(drop=True),
     )
 

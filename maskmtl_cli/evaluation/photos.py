@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maskmtl_cli.data.dataset import SplitArrays
+from maskmtl_cli.data.dataset import SplitArrays, split_arrays
 from maskmtl_cli.errors import MaskmtlError
 
 #: Photos without a face named in the progress line (all of them are in metrics.json).
@@ -60,18 +60,19 @@ def largest_face_input(image: np.ndarray, detector: str, min_face: int, size: in
                        color_mode: str) -> tuple[np.ndarray | None, int]:
     """The model input of the largest face of a photo, and how many faces it holds.
 
-    Uses ``predict``'s own steps (``face_crops`` with ``faces="all"``, the largest box, its
-    aligned crop, ``to_model_input``), so a photo scores here as ``maskmtl predict --faces
-    largest`` predicts it.
+    Uses ``predict``'s own steps (the detector, ``select_faces(..., "largest")``,
+    ``align_face``, ``to_model_input``), so a photo scores here as ``maskmtl predict --faces
+    largest`` predicts it; only the scored face is aligned.
     """
-    from maskmtl_cli.faces.alignment import to_model_input
-    from maskmtl_cli.prediction.predict import face_crops
+    from maskmtl_cli.faces.alignment import align_face, to_model_input
+    from maskmtl_cli.faces.detection import get_detector
+    from maskmtl_cli.prediction.predict import select_faces
 
-    pairs = face_crops(image, detector, "all", min_face)
-    if not pairs:
+    faces = get_detector(detector).detect(image, min_face)
+    if not faces:
         return None, 0
-    _, crop = max(pairs, key=lambda pair: pair[0].area)
-    return to_model_input(crop, size, color_mode), len(pairs)
+    largest = select_faces(faces, "largest")[0]
+    return to_model_input(align_face(image, largest), size, color_mode), len(faces)
 
 
 def load_detected(rows, size: int, color_mode: str, detector: str, min_face: int,
@@ -114,17 +115,9 @@ def load_detected(rows, size: int, color_mode: str, detector: str, min_face: int
             images.append(face)
             kept.append(position)
     _log_summary(summary, log)
-    selected = rows.iloc[kept]
     channels = 1 if color_mode == "gray" else 3
-    arrays = SplitArrays(
-        images=np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8),
-        age=selected["age"].to_numpy(dtype="float32", na_value=np.nan),
-        gender=selected["gender"].astype("float64").fillna(-1).to_numpy().astype(np.int8),
-        race=selected["race"].astype("float64").fillna(-1).to_numpy().astype(np.int8),
-        paths=selected["path"].tolist(),
-        failures=failures,
-        rows=selected.reset_index(drop=True),
-    )
+    stacked = np.stack(images) if images else np.zeros((0, size, size, channels), np.uint8)
+    arrays = split_arrays(stacked, rows.iloc[kept], failures)
     return arrays, summary
 
 
