@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from maskmtl_cli import __version__
 from maskmtl_cli.cli import app
 
-COMMANDS = ("mask", "split", "train", "eval", "predict", "serve")
+COMMANDS = ("mask", "split", "train", "eval", "predict", "serve", "unmask", "train-unmask")
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 

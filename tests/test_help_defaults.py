@@ -24,6 +24,7 @@ from maskmtl_cli.masking.config import DEFAULT_VARIANTS, MaskConfig
 from maskmtl_cli.prediction.config import PredictConfig
 from maskmtl_cli.serve.config import ServeConfig
 from maskmtl_cli.training.config import DEFAULT_AGE_WEIGHT, DEFAULT_SOFT_L2, TrainConfig
+from maskmtl_cli.unmasking.config import UnmaskConfig, UnmaskTrainConfig
 
 _DEFAULT = re.compile(r"\[default: ([^\]]*)\]")
 
@@ -125,7 +126,23 @@ def _serve_expected() -> dict[str, str]:
             "max_megapixels": _g(config.max_megapixels)}
 
 
-EXPECTED = {"train": _train_expected, "mask": _mask_expected, "split": _split_expected,
+def _unmask_expected() -> dict[str, str]:
+    config = UnmaskConfig(inputs=(), out_dir=Path())
+    return {"detector": config.detector, "min_face": str(config.min_face),
+            "faces": config.faces}
+
+
+def _train_unmask_expected() -> dict[str, str]:
+    config = UnmaskTrainConfig(manifest=Path())
+    return {"project": str(config.project), "epochs": str(config.epochs),
+            "batch_size": str(config.batch_size), "image_size": str(config.image_size),
+            "width": str(config.width), "learning_rate": str(config.learning_rate),
+            "hole_weight": str(config.hole_weight), "bare_share": str(config.bare_share),
+            "perceptual_weight": str(config.perceptual_weight), "seed": str(config.seed)}
+
+
+EXPECTED = {"unmask": _unmask_expected, "train-unmask": _train_unmask_expected,
+            "train": _train_expected, "mask": _mask_expected, "split": _split_expected,
             "eval": _eval_expected, "predict": _predict_expected, "serve": _serve_expected}
 
 #: Options without a config default: inputs, outputs and switches that are off unless given,
@@ -139,6 +156,9 @@ NO_DEFAULT = {
     "predict": {"inputs", "aligned", "as_json", "as_csv", "annotate", "cam", "masks", "flip",
                 "strict", "camera", "tracks"},
     "serve": set(),
+    "unmask": {"paths", "model", "aligned", "side_by_side", "crops", "overwrite",
+               "json_output"},
+    "train-unmask": {"manifest", "name", "limit", "resume"},
 }
 
 
@@ -161,7 +181,8 @@ def test_every_option_states_its_default(command):
 
 def test_cli_defaults_match_the_config_fields():
     """Where a command's option and its config share a name, they share the default."""
-    pairs = {"mask": MaskConfig, "predict": PredictConfig, "split": SplitConfig}
+    pairs = {"mask": MaskConfig, "predict": PredictConfig, "split": SplitConfig,
+             "unmask": UnmaskConfig, "train-unmask": UnmaskTrainConfig}
     for command, config_class in pairs.items():
         fields = _fields(config_class)
         for name, param in _params(command).items():

@@ -89,6 +89,33 @@ def test_predict_options_that_need_tensorflow_name_the_extra(monkeypatch, tmp_pa
     assert not (tmp_path / "CAMS").exists() or not any((tmp_path / "CAMS").iterdir())
 
 
+def test_train_unmask_without_the_extra_names_it(monkeypatch, tmp_path):
+    _hide(monkeypatch, *TRAIN_MODULES)
+    result = runner.invoke(app, ["train-unmask", str(tmp_path / "manifest.csv")])
+    line = _one_line_naming_the_train_extra(result)
+    assert line.startswith("Error: `maskmtl train-unmask` needs tensorflow, keras")
+
+
+#: In a fresh interpreter: `maskmtl unmask` on the sample (the shipped model, ONNX Runtime).
+_UNMASK_PROBE = f"""
+import sys
+from typer.testing import CliRunner
+from maskmtl_cli.cli import app
+result = CliRunner().invoke(app, ["unmask", {str(SAMPLE)!r}, sys.argv[1], "--json"])
+assert result.exit_code == 0, result.output
+print(",".join(sorted({{name.split(".")[0] for name in sys.modules}} & set({TRAIN_MODULES!r}))))
+"""
+
+
+@pytest.mark.skipif(not (REPO / "maskmtl_cli/assets/models/unmask_default.onnx").is_file(),
+                    reason="no shipped unmasking model")
+def test_unmask_runs_on_onnx_runtime_alone(tmp_path):
+    done = subprocess.run([sys.executable, "-c", _UNMASK_PROBE, str(tmp_path / "out")],
+                          capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ""
+
+
 def test_eval_with_the_keras_engine_names_the_extra(monkeypatch, tmp_path):
     _hide(monkeypatch, *TRAIN_MODULES)
     manifest = tmp_path / "manifest.csv"
@@ -128,7 +155,8 @@ def test_help_lists_every_command_without_the_extras(monkeypatch):
     _hide(monkeypatch, *TRAIN_MODULES, "fastapi", "uvicorn", "ray")
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("mask", "split", "train", "eval", "predict", "serve"):
+    for command in ("mask", "split", "train", "eval", "predict", "serve", "unmask",
+                    "train-unmask"):
         assert f" {command} " in result.stdout
 
 

@@ -6,6 +6,6 @@ Each command builds its config, calls one core function and renders the result. 
 """
 
 from maskmtl_cli.cli.app import app
-from maskmtl_cli.cli import mask, split, train, evaluate, predict, serve  # noqa: F401  (registers commands)
+from maskmtl_cli.cli import mask, split, train, evaluate, predict, serve, unmask  # noqa: F401,E501  (registers commands)
 
 __all__ = ["app"]

@@ -70,6 +70,21 @@ def evaluate_command(
         help="Face detector for --detect (as in `maskmtl predict`).")] = _D.detector,
     min_face: Annotated[int, typer.Option(
         min=1, help="Smallest face --detect searches for, in pixels.")] = _D.min_face,
+    reconstruction: Annotated[bool, typer.Option(
+        "--reconstruction", help="Score an unmasking model instead: PSNR and SSIM of its "
+                                 "reconstructions against the bare faces, OpenCV's Telea "
+                                 "inpainting as the floor, and RUN (default: the shipped "
+                                 "attribute model) on bare, masked and reconstructed faces. "
+                                 "Needs a manifest of a `maskmtl mask --save-masks` output.")
+    ] = False,
+    unmask_model: Annotated[Optional[Path], typer.Option(
+        help="Unmasking model for --reconstruction: a `maskmtl train-unmask` run folder or "
+             ".onnx (default: the shipped one).", show_default=False)] = None,
+    grid: Annotated[int, typer.Option(
+        min=0, help="Faces in --reconstruction's picture grid (0: none).")] = 12,
+    limit: Annotated[Optional[int], typer.Option(
+        min=1, help="Only the first N faces of the split (--reconstruction; default: all).",
+        show_default=False)] = None,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Compare evaluated runs side by side from their metrics.json "
                           "(all runs under runs/ when none are named).")] = False,
@@ -93,9 +108,17 @@ def evaluate_command(
     scored, and metrics.json gets a detection section (photos without a
     face are listed, never dropped silently).
 
+    With --reconstruction the model scored is an unmasking model (see `maskmtl
+    unmask`); results go to --out (default: reconstruction_eval/).
+
     Example: maskmtl eval runs/train --report
     """
     from maskmtl_cli.console import err_console
+
+    if reconstruction:
+        _evaluate_reconstruction(runs, manifest, split.value, unmask_model, out, grid, limit,
+                                 engine, cache_dir, json_output)
+        return
 
     if compare:
         from maskmtl_cli.cli.terminal import print_comparison
@@ -118,5 +141,35 @@ def evaluate_command(
     outcome = evaluate_run(config, log=lambda line: err_console.print(line, highlight=False,
                                                                        soft_wrap=True))
     print_evaluation(outcome.metrics, json_output)
+    err_console.print(f"[green]Wrote[/] {', '.join(path.name for path in outcome.files)} "
+                      f"to {outcome.out_dir}", highlight=False, soft_wrap=True)
+
+
+def _evaluate_reconstruction(runs, manifest, split, unmask_model, out, grid, limit, engine,
+                             cache_dir, json_output) -> None:
+    """`eval --reconstruction`: build the config, run it, print the tables."""
+    import json
+
+    from maskmtl_cli.console import err_console
+    from maskmtl_cli.errors import InputError
+    from maskmtl_cli.unmasking.config import ReconstructionEvalConfig
+    from maskmtl_cli.unmasking.evaluation import evaluate_reconstruction, markdown_report
+
+    if manifest is None:
+        raise InputError("--reconstruction needs --manifest: a manifest of a `maskmtl mask "
+                         "--save-masks` output (from `maskmtl split`).")
+    if runs and len(runs) > 1:
+        raise InputError("--reconstruction takes at most one RUN (the attribute model).")
+    defaults = ReconstructionEvalConfig(manifest=manifest)
+    config = ReconstructionEvalConfig(
+        manifest=manifest, split=split, unmask_model=unmask_model,
+        attribute_model=runs[0] if runs else None, out_dir=out or defaults.out_dir, grid=grid,
+        limit=limit, engine=engine, cache_dir=cache_dir if cache_dir is not None else "default")
+    outcome = evaluate_reconstruction(config, log=lambda line: err_console.print(
+        line, highlight=False, soft_wrap=True))
+    if json_output:
+        print(json.dumps(outcome.metrics, indent=2))
+    else:
+        print(markdown_report(outcome.metrics), end="")
     err_console.print(f"[green]Wrote[/] {', '.join(path.name for path in outcome.files)} "
                       f"to {outcome.out_dir}", highlight=False, soft_wrap=True)

@@ -151,15 +151,26 @@ def _write_metadata(path: Path, text: str) -> None:
 
 
 def _convert(network, path: Path) -> None:
-    """Trace ``network(image, training=False)`` with TensorFlow and convert it with tf2onnx."""
+    """Trace ``network(inputs, training=False)`` with TensorFlow and convert it with tf2onnx.
+
+    A network with one input gets the ONNX input ``image``; one with several (the unmasking
+    network's ``image`` and ``mask``) keeps its inputs' names.
+    """
     import tensorflow as tf
 
     _patch_tf2onnx()
     import tf2onnx
 
-    shape = (None, *network.input_shape[1:])
-    spec = (tf.TensorSpec(shape, tf.float32, name="image"),)
-    function = tf.function(lambda image: network(image, training=False), input_signature=spec)
+    if len(network.inputs) == 1:
+        spec = (tf.TensorSpec((None, *network.input_shape[1:]), tf.float32, name="image"),)
+        function = tf.function(lambda image: network(image, training=False),
+                               input_signature=spec)
+    else:
+        names = [tensor.name for tensor in network.inputs]
+        spec = tuple(tf.TensorSpec((None, *tensor.shape[1:]), tf.float32, name=name)
+                     for name, tensor in zip(names, network.inputs))
+        function = tf.function(lambda *tensors: network(dict(zip(names, tensors)),
+                                                        training=False), input_signature=spec)
     try:
         tf2onnx.convert.from_function(function, input_signature=spec, opset=_OPSET,
                                       output_path=str(path))
