@@ -113,7 +113,8 @@ def unmask_photo(image: np.ndarray, model, faces: list[Face], file: str = "",
     return result, done
 
 
-def blend_into(photo: np.ndarray, painted: np.ndarray, used: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+def blend_into(photo: np.ndarray, painted: np.ndarray, used: np.ndarray,
+               matrix: np.ndarray) -> np.ndarray:
     """Put the painted pixels of one face back into ``photo`` (a new array).
 
     Args:

@@ -1,16 +1,19 @@
 """`maskmtl train-unmask`: train the unmasking network on ``mask --save-masks`` triples.
 
 Each step draws, for each face of the batch, one of its masked versions (``mask --variants``:
-fresh masks on every pass), flips a random half of the faces, and grows each mask by 0 to
-``max_growth`` pixels before the inpainter sees it (the segmenter's estimate is grown the same way
-at prediction time). Losses: the segmenter's per-image cross-entropy plus Dice
-(``models.segmentation.segmentation_loss``) against the exact mask, and the inpainter's L1
-distance to the bare face, ``hole_weight`` times heavier on the hidden pixels. Only the train
-split is trained on; the val split chooses the best epoch.
+fresh masks on every pass), shows a ``bare_share`` of the faces bare (an empty mask: nothing to
+find, nothing to paint), flips a random half, and grows each mask by 0 to ``max_growth`` pixels
+before the inpainter sees it (the segmenter's estimate is grown at prediction time). Losses:
+the segmenter's per-image cross-entropy plus Dice (``models.segmentation.segmentation_loss``)
+against the exact mask; the inpainter's L1 distance to the bare face, ``hole_weight`` times
+heavier on the hidden pixels; and, with ``perceptual_weight``, the perceptual distance of
+``unmasking.perceptual``. Only the train split is trained on; the val split picks the best
+epoch (by the inpainter's loss).
 
-The run folder holds ``config.json``, ``history.csv``, ``last.weights.h5`` (network and optimizer state,
-written after every epoch, so ``--resume`` continues an interrupted run), ``state.json``,
-``unmask.keras`` (the best epoch's inference graph) and its ONNX export ``unmask.onnx``.
+The run folder holds ``config.json``, ``history.csv``, ``last.weights.h5`` (network and
+optimizer state, written after every epoch, so ``--resume`` continues an interrupted run),
+``state.json``, ``unmask.keras`` (the best epoch's inference graph), its ONNX export
+``unmask.onnx`` and ``summary.json``.
 """
 
 from __future__ import annotations
