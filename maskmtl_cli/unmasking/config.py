@@ -52,7 +52,7 @@ class UnmaskTrainConfig:
     hole_weight: float = 6.0
     max_growth: int = 2
     bare_share: float = 0.15
-    perceptual_weight: float = 0.0
+    perceptual_weight: float = 1.0
     seed: int = 0
     limit: int | None = None
 
