@@ -33,6 +33,27 @@ def session_options(threads: int | None = None):
     return options
 
 
+def open_session(path: Path, threads: int | None = None, what: str = "model",
+                 remedy: str = "export it again with `maskmtl train` or pass another model"):
+    """An ONNX Runtime CPU session of ``path``; ModelError naming ``what`` when it cannot load.
+
+    Args:
+        path: The ``.onnx`` file.
+        threads: Intra-op threads; None lets ONNX Runtime use every core.
+        what: What the file should be, for the message ("model", "unmasking model").
+        remedy: What to do instead, for the message.
+    """
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(str(path), session_options(threads),
+                                            providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types
+        reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
+        raise ModelError(f"Cannot load {what} '{path}': not a readable ONNX file ({reason}). It "
+                         f"may be truncated; {remedy}.") from None
+
+
 class OnnxModel:
     """A maskmtl model run by ONNX Runtime, with the interface the rest of the code uses.
 
@@ -49,18 +70,9 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime
 
         self.path = Path(path)
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own exception types
-            reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
-            raise ModelError(
-                f"Cannot load model '{self.path}': not a readable ONNX file ({reason}). It may "
-                "be truncated; export it again with `maskmtl train` or pass another model."
-            ) from None
+        self.session = open_session(self.path, threads)
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ModelError(f"'{self.path}' has {len(inputs)} inputs; a maskmtl model has 1. "

@@ -50,18 +50,11 @@ class UnmaskModel:
     """
 
     def __init__(self, path: str | Path, threads: int | None = None):
-        import onnxruntime
-
-        from maskmtl_cli.onnx_model import session_options
+        from maskmtl_cli.onnx_model import open_session
 
         self.path = Path(path)
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own exception types
-            reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else ""
-            raise ModelError(f"Cannot load unmasking model '{self.path}': not a readable ONNX "
-                             f"file ({reason}). Pass another model.") from None
+        self.session = open_session(self.path, threads, "unmasking model",
+                                    "train it again with `maskmtl train-unmask` or pass another")
         metadata = self.session.get_modelmeta().custom_metadata_map or {}
         if UNMASK_METADATA_KEY not in metadata:
             raise ModelError(f"'{self.path}' is not an unmasking model (an attribute model? "

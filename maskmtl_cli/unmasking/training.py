@@ -113,17 +113,16 @@ def _sequence(triples, batch_size: int, seed: int, max_growth: int, augment: boo
               bare_share: float = 0.0, with_perceptual: bool = False):
     import keras
 
-    perceptual = with_perceptual
-
     class Batches(keras.utils.PyDataset):
         """Batches of one pass; the order and augmentation depend on (seed, pass)."""
 
         def __init__(self):
             super().__init__()
-            self.epoch = 0
-            self._order()
+            self.start_at(0)
 
-        def _order(self):
+        def start_at(self, epoch: int):
+            """Draw the order of pass ``epoch`` (a resumed run goes on where it stopped)."""
+            self.epoch = epoch
             rng = np.random.default_rng((seed, self.epoch))
             self.order = rng.permutation(len(triples)) if augment else np.arange(len(triples))
 
@@ -134,15 +133,14 @@ def _sequence(triples, batch_size: int, seed: int, max_growth: int, augment: boo
             picked = self.order[index * batch_size:(index + 1) * batch_size]
             rng = np.random.default_rng((seed, self.epoch, index))
             batch = make_batch(triples, picked, rng, max_growth, augment, bare_share)
-            if perceptual:
+            if with_perceptual:
                 batch[1][PERCEPTUAL] = np.zeros(len(picked), "float32")
             else:
                 del batch[0]["bare"]
             return batch
 
         def on_epoch_end(self):
-            self.epoch += 1
-            self._order()
+            self.start_at(self.epoch + 1)
 
     return Batches()
 
@@ -251,8 +249,7 @@ def train_unmask(cfg: UnmaskTrainConfig, run_dir: Path | None = None,
         _compile(graph, cfg, cfg.epochs * len(batches))
         graph.optimizer.build(graph.trainable_variables)  # so its state loads too
         graph.load_weights(run_dir / UNMASK_LAST)
-        batches.epoch = state["epoch"]
-        batches._order()
+        batches.start_at(state["epoch"])
 
     started = time.perf_counter()
 
