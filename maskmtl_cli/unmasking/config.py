@@ -12,6 +12,8 @@ from maskmtl_cli.errors import InputError
 #: The unmasking model shipped with the package (trained by `maskmtl train-unmask`; see README).
 DEFAULT_UNMASK_MODEL = (Path(__file__).resolve().parents[1] / "assets" / "models"
                         / "unmask_default.onnx")
+#: Metadata key of an unmasking model's ONNX file (JSON: kind, image size).
+UNMASK_METADATA_KEY = "maskmtl_unmask"
 #: Files of an unmasking run folder.
 UNMASK_KERAS, UNMASK_ONNX, UNMASK_LAST = "unmask.keras", "unmask.onnx", "last.weights.h5"
 

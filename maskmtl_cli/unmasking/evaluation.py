@@ -34,7 +34,7 @@ MASKED, BARE = "masked (no reconstruction)", "bare (reference)"
 METHODS = (OURS_OWN, OURS_EXACT, TELEA, TELEA_GROWN, MASKED)
 #: Versions the attribute model is run on.
 ATTRIBUTE_VERSIONS = (BARE, MASKED, OURS_OWN, OURS_EXACT, TELEA)
-RESULT_FILES = ("reconstruction.json", "reconstruction.csv", "reconstruction.md")
+RESULTS_FILES = ("reconstruction.json", "reconstruction.csv", "reconstruction.md")
 GRID_FILE = "reconstruction_grid.png"
 
 
@@ -124,7 +124,6 @@ def evaluate_reconstruction(config: ReconstructionEvalConfig,
     import time
 
     from maskmtl_cli.inference import load_model
-    from maskmtl_cli.io import write_json, write_text_atomic
     from maskmtl_cli.prediction.predict import default_model_path
     from maskmtl_cli.unmasking.data import load_triples
     from maskmtl_cli.unmasking.model import UnmaskModel, resolve_unmask_model
@@ -172,23 +171,33 @@ def evaluate_reconstruction(config: ReconstructionEvalConfig,
         "attributes": attributes,
         "model_ms_per_face": 1000 * seconds / max(count, 1),
     }
-    out = config.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    files = [write_json(out / RESULT_FILES[0], metrics)]
+    files = _write_outputs(config, metrics, per_face, rows, versions)
+    return ReconstructionOutcome(metrics=metrics, out_dir=config.out_dir, files=files)
+
+
+def _write_outputs(config: ReconstructionEvalConfig, metrics: dict, per_face: list[dict], rows,
+                   versions: dict[str, np.ndarray]) -> list[Path]:
+    """reconstruction.json, .csv, .md and the picture grid in ``config.out_dir``."""
     import pandas as pd
 
+    from maskmtl_cli.io import write_json, write_text_atomic
+
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    files = [write_json(out / RESULTS_FILES[0], metrics)]
     table = pd.DataFrame(per_face)
     table.insert(1, "filename", rows["filename"].to_numpy()[table["face"].to_numpy()])
-    write_text_atomic(out / RESULT_FILES[1], table.to_csv(index=False, float_format="%.4f"))
-    files.append(out / RESULT_FILES[1])
-    files.append(write_text_atomic(out / RESULT_FILES[2], markdown_report(metrics)))
+    files.append(write_text_atomic(out / RESULTS_FILES[1],
+                                   table.to_csv(index=False, float_format="%.4f")))
+    files.append(write_text_atomic(out / RESULTS_FILES[2], markdown_report(metrics)))
     if config.grid:
         from maskmtl_cli.unmasking.grid import save_grid
 
+        count = len(versions[BARE])
         pick = np.sort(np.random.default_rng(config.seed).choice(
             count, min(config.grid, count), replace=False))
         files.append(save_grid(out / GRID_FILE, versions, pick))
-    return ReconstructionOutcome(metrics=metrics, out_dir=out, files=files)
+    return files
 
 
 def markdown_report(metrics: dict) -> str:

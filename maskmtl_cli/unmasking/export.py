@@ -13,9 +13,7 @@ import numpy as np
 
 from maskmtl_cli.errors import ModelError
 from maskmtl_cli.io import atomic_path
-
-#: Metadata key of an unmasking model's ONNX file.
-UNMASK_METADATA_KEY = "maskmtl_unmask"
+from maskmtl_cli.unmasking.config import UNMASK_METADATA_KEY
 #: Largest tolerated difference between ONNX Runtime and Keras: grey levels of the face (with a
 #: given mask), and the mask's probability.
 FACE_TOLERANCE, PROBABILITY_TOLERANCE = 0.5, 1e-3

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.errors import ModelError
-from maskmtl_cli.unmasking.config import DEFAULT_UNMASK_MODEL, UNMASK_ONNX
-from maskmtl_cli.unmasking.export import UNMASK_METADATA_KEY
+from maskmtl_cli.unmasking.config import DEFAULT_UNMASK_MODEL, UNMASK_METADATA_KEY, UNMASK_ONNX
 
 
 def resolve_unmask_model(path: str | Path | None) -> Path:

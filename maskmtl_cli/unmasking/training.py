@@ -218,11 +218,9 @@ def train_unmask(cfg: UnmaskTrainConfig, run_dir: Path | None = None,
         run_dir: The folder of a run to resume; None starts a new one.
         progress: Called with one line per epoch (the CLI prints it on stderr).
     """
-    import json
-
     from maskmtl_cli.backend import import_keras_quietly, select_backend
-    from maskmtl_cli.training.run_folder import new_run_dir, save_keras_atomic
     from maskmtl_cli.unmasking.data import load_triples
+    from maskmtl_cli.unmasking.export import export_unmask_file
 
     select_backend(None)
     keras = import_keras_quietly()
@@ -237,25 +235,50 @@ def train_unmask(cfg: UnmaskTrainConfig, run_dir: Path | None = None,
                         bare_share=cfg.bare_share, with_perceptual=perceptual)
     val_batches = _sequence(val, cfg.batch_size, cfg.seed, 0, augment=False,
                             with_perceptual=perceptual)
-    state = {"epoch": 0, "best_epoch": None, "best_val": None}
+    graph, state, run_dir = _start_or_resume(cfg, run_dir, cfg.epochs * len(batches))
+    batches.start_at(state["epoch"])
+    started = time.perf_counter()
+    if state["epoch"] < cfg.epochs:
+        keeper = _keeper(keras, graph, cfg, run_dir, state, progress, started)
+        graph.fit(batches, validation_data=val_batches, epochs=cfg.epochs,
+                  initial_epoch=state["epoch"], verbose=0,
+                  callbacks=[keeper, keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE),
+                                                               append=True)])
+    differences = export_unmask_file(run_dir / UNMASK_KERAS, run_dir / UNMASK_ONNX)
+    summary = {"run_dir": str(run_dir), "epochs": state["epoch"],
+               "best_epoch": state["best_epoch"], "best_val_painted_loss": state["best_val"],
+               "train_faces": len(train), "val_faces": len(val),
+               "seconds": round(time.perf_counter() - started, 1),
+               "onnx_parity": differences}
+    write_json(run_dir / "summary.json", summary)
+    return UnmaskTrainResult(run_dir=run_dir, summary=summary)
+
+
+def _start_or_resume(cfg: UnmaskTrainConfig, run_dir: Path | None, steps: int):
+    """The compiled training graph, the run's state and its folder (new, or resumed)."""
+    import json
+
+    from maskmtl_cli.training.run_folder import new_run_dir
+
+    graph = build_training_graph(cfg)
+    _compile(graph, cfg, steps)
     if run_dir is None:
         run_dir = new_run_dir(cfg.project, cfg.name or _free_name(cfg.project))
         write_text_atomic(run_dir / CONFIG_FILE, cfg.to_json())
-        graph = build_training_graph(cfg)
-        _compile(graph, cfg, cfg.epochs * len(batches))
-    else:
-        state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
-        graph = build_training_graph(cfg)
-        _compile(graph, cfg, cfg.epochs * len(batches))
-        graph.optimizer.build(graph.trainable_variables)  # so its state loads too
-        graph.load_weights(run_dir / UNMASK_LAST)
-        batches.start_at(state["epoch"])
+        return graph, {"epoch": 0, "best_epoch": None, "best_val": None}, run_dir
+    state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+    graph.optimizer.build(graph.trainable_variables)  # so that its state loads too
+    graph.load_weights(run_dir / UNMASK_LAST)
+    return graph, state, run_dir
 
-    started = time.perf_counter()
+
+def _keeper(keras, graph, cfg: UnmaskTrainConfig, run_dir: Path, state: dict, progress,
+            started: float):
+    """The callback that, after each epoch, saves the weights and optimizer, the best epoch's
+    inference graph and ``state.json``, and reports the epoch."""
+    from maskmtl_cli.training.run_folder import save_keras_atomic
 
     class Keeper(keras.callbacks.Callback):
-        """After each epoch: the weights and optimizer, the best inference graph, state.json."""
-
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             value = float(logs.get(f"val_{PAINTED}_loss", math.nan))
@@ -275,21 +298,7 @@ def train_unmask(cfg: UnmaskTrainConfig, run_dir: Path | None = None,
                          f"{logs.get('val_mask_probability_loss', math.nan):.4f} "
                          f"({time.perf_counter() - started:.0f} s)")
 
-    if state["epoch"] < cfg.epochs:
-        graph.fit(batches, validation_data=val_batches, epochs=cfg.epochs,
-                  initial_epoch=state["epoch"], verbose=0,
-                  callbacks=[Keeper(), keras.callbacks.CSVLogger(str(run_dir / HISTORY_FILE),
-                                                                 append=True)])
-    from maskmtl_cli.unmasking.export import export_unmask_file
-
-    differences = export_unmask_file(run_dir / UNMASK_KERAS, run_dir / UNMASK_ONNX)
-    summary = {"run_dir": str(run_dir), "epochs": state["epoch"],
-               "best_epoch": state["best_epoch"], "best_val_painted_loss": state["best_val"],
-               "train_faces": len(train), "val_faces": len(val),
-               "seconds": round(time.perf_counter() - started, 1),
-               "onnx_parity": differences}
-    write_json(run_dir / "summary.json", summary)
-    return UnmaskTrainResult(run_dir=run_dir, summary=summary)
+    return Keeper()
 
 
 def resume_config(run_dir: Path) -> UnmaskTrainConfig:
