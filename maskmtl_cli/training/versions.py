@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskmtl_cli.data.files import MASKS_CSV, VARIANTS_DIR
+from maskmtl_cli.data.files import MASKS_CSV, MASKS_DIR, VARIANTS_DIR
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,20 @@ def version_paths(rows) -> tuple[list[str], list[list[str]]]:
     return bare, others
 
 
+def version_mask_paths(rows) -> list[list[str]]:
+    """The mask PNG (``mask --save-masks``) of versions 1..V-1 of every row ("" when unknown):
+    ``_variants/<k>/_masks/<filename>.png`` beside each version."""
+    _, others = version_paths(rows)
+    masks = []
+    for paths, filename in zip(others, rows["filename"].astype(str)):
+        roots = [_mask_root(path, filename) if path else None for path in paths]
+        masks.append([str(root / MASKS_DIR / f"{filename}.png") if root else ""
+                      for root in roots])
+    return masks
+
+
 def load_versions(rows, images: np.ndarray, size: int, color_mode: str,
-                  cache_dir) -> FaceVersions:
+                  cache_dir, with_versions: bool = True) -> FaceVersions:
     """Read the bare photo and the other masked versions of every row of ``rows``.
 
     Args:
@@ -102,11 +114,12 @@ def load_versions(rows, images: np.ndarray, size: int, color_mode: str,
         images: Version 0 of each row, as loaded (uint8 (N, size, size, C)).
         size, color_mode: As the images.
         cache_dir: The data layer's image cache (a Path), or None.
+        with_versions: Read the other versions too; False reads only the bare photos (V = 1).
     """
     from maskmtl_cli.data.dataset import load_all
 
     bare_paths, other_paths = version_paths(rows)
-    count = 1 + (len(other_paths[0]) if other_paths else 0)
+    count = 1 + (len(other_paths[0]) if other_paths and with_versions else 0)
     masked = np.repeat(images[:, None], count, axis=1)
     versions = np.zeros((len(images), count), dtype=bool)
     versions[:, 0] = True

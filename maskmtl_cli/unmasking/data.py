@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from maskmtl_cli.data.files import MASKS_DIR
 from maskmtl_cli.errors import DataError
 
 #: Manifest column of the mask PNGs (``maskmtl split`` of a ``mask --save-masks`` output).
@@ -45,15 +44,6 @@ class Triples:
         return len(self.bare)
 
 
-def _version_mask(version_path: str, filename: str) -> str:
-    """The mask PNG of a masked version: ``<its root>/_masks/<filename>.png``."""
-    if not version_path:
-        return ""
-    path = Path(version_path)
-    root = path.parents[len(Path(filename).parts) - 1]
-    return str(root / MASKS_DIR / f"{filename}.png")
-
-
 def load_triples(manifest, split: str | None, size: int,
                  cache_dir: Path | None | str = "default", versions: bool = True) -> Triples:
     """Read the masked faces, masks and bare faces of one split of ``manifest``.
@@ -69,7 +59,7 @@ def load_triples(manifest, split: str | None, size: int,
         DataError: The manifest has no mask column, or no row has all three images.
     """
     from maskmtl_cli.data.dataset import default_cache_dir, load_masks, load_split
-    from maskmtl_cli.training.versions import load_versions, version_paths
+    from maskmtl_cli.training.versions import load_versions, version_mask_paths
 
     loaded = load_split(manifest, split, size, "rgb", cache_dir)
     rows = loaded.rows
@@ -80,15 +70,12 @@ def load_triples(manifest, split: str | None, size: int,
     dropped = list(loaded.failures)
     if cache_dir == "default":
         cache_dir = default_cache_dir()
-    faces = load_versions(rows, loaded.images, size, "rgb", cache_dir)
-    masked = faces.masked if versions else faces.masked[:, :1]
-    present = faces.versions if versions else faces.versions[:, :1]
-    _, others = version_paths(rows)
+    faces = load_versions(rows, loaded.images, size, "rgb", cache_dir, with_versions=versions)
+    masked, present = faces.masked, faces.versions
     mask_lists = [rows[MASK_COLUMN].fillna("").astype(str).tolist()]
-    if versions:
-        for k in range(1, masked.shape[1]):
-            mask_lists.append([_version_mask(row[k - 1], name)
-                               for row, name in zip(others, rows["filename"].astype(str))])
+    if masked.shape[1] > 1:
+        others = version_mask_paths(rows)
+        mask_lists += [[row[k - 1] for row in others] for k in range(1, masked.shape[1])]
     masks = np.zeros((*masked.shape[:4], 1), dtype=np.uint8)
     for k, paths in enumerate(mask_lists):
         read, have = load_masks(paths, size, cache_dir)
