@@ -53,6 +53,7 @@ def main() -> None:
     from maskmtl_cli.faces.alignment import align_face, alignment_matrix, to_model_input
     from maskmtl_cli.faces.detection import get_detector
     from maskmtl_cli.prediction.inputs import read_image
+    from maskmtl_cli.unmasking.grid import overlay_mask
     from maskmtl_cli.unmasking.metrics import telea
     from maskmtl_cli.unmasking.model import UnmaskModel, resolve_unmask_model
 
@@ -74,9 +75,7 @@ def main() -> None:
             matrix = alignment_matrix(face, size)
             hole = cv2.warpAffine(exact, matrix, (size, size), flags=cv2.INTER_NEAREST)
             out = model.run(crop[None])
-            found = crop.copy()
-            shown = out["used_mask"][0, :, :, 0] >= 0.5
-            found[shown] = (0.45 * found[shown] + 0.55 * np.array([230, 40, 40])).astype(np.uint8)
+            found = overlay_mask(crop, out["used_mask"][0, :, :, 0] >= 0.5)
             ours = np.clip(np.rint(out["face"][0]), 0, 255).astype(np.uint8)
             floor = telea(crop, hole)
             original = to_model_input(align_face(bare, face), size, "rgb")

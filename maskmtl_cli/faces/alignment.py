@@ -83,6 +83,21 @@ def alignment_matrix(face: Face, size: int = CROP_SIZE) -> np.ndarray:
     return np.hstack([linear, shift[:, None]])
 
 
+def crop_bounds(matrix: np.ndarray, width: int, height: int, size: int = CROP_SIZE,
+                margin: int = 2) -> tuple[int, int, int, int]:
+    """The photo pixels ``(x0, y0, x1, y1)`` a ``size`` x ``size`` crop of ``matrix`` (photo ->
+    crop) covers, ``margin`` pixels wider, clipped to the photo (at least one pixel)."""
+    import cv2
+
+    corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]],
+                       dtype=np.float64) @ cv2.invertAffineTransform(matrix).T
+    x0 = int(np.clip(np.floor(corners[:, 0].min()) - margin, 0, width - 1))
+    y0 = int(np.clip(np.floor(corners[:, 1].min()) - margin, 0, height - 1))
+    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + margin, x0 + 1, width))
+    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + margin, y0 + 1, height))
+    return x0, y0, x1, y1
+
+
 def align_face(image: np.ndarray, face: Face, border: str = DEFAULT_BORDER) -> np.ndarray:
     """Warp a detected face onto UTKFace's geometry as a 200x200 RGB crop.
 
@@ -109,15 +124,7 @@ def align_face(image: np.ndarray, face: Face, border: str = DEFAULT_BORDER) -> n
     scale = float(np.hypot(matrix[0, 0], matrix[1, 0]))
     source = image
     if scale < 0.9:
-        inverse = cv2.invertAffineTransform(matrix)
-        corners = np.array([[0, 0, 1], [CROP_SIZE, 0, 1], [0, CROP_SIZE, 1],
-                            [CROP_SIZE, CROP_SIZE, 1]], dtype=np.float64)
-        photo_corners = corners @ inverse.T
-        height, width = image.shape[:2]
-        x0 = int(np.clip(np.floor(photo_corners[:, 0].min()) - 2, 0, width - 1))
-        y0 = int(np.clip(np.floor(photo_corners[:, 1].min()) - 2, 0, height - 1))
-        x1 = int(np.clip(np.ceil(photo_corners[:, 0].max()) + 2, x0 + 1, width))
-        y1 = int(np.clip(np.ceil(photo_corners[:, 1].max()) + 2, y0 + 1, height))
+        x0, y0, x1, y1 = crop_bounds(matrix, image.shape[1], image.shape[0])
         region = image[y0:y1, x0:x1]
         new_width = max(1, round((x1 - x0) * scale))
         new_height = max(1, round((y1 - y0) * scale))

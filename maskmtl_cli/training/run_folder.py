@@ -23,12 +23,15 @@ from maskmtl_cli.runs import (  # noqa: F401  (re-exported for the training modu
 )
 
 
-def new_run_dir(project: str | Path, name: str | None) -> Path:
+def new_run_dir(project: str | Path, name: str | None, default_name: str = DEFAULT_RUN_NAME,
+                command: str = "maskmtl train") -> Path:
     """Create the folder of a new run.
 
     Args:
         project: Folder holding run folders (created if needed).
         name: Run name; None picks the first free of ``train``, ``train2``, ``train3``, ...
+        default_name: The stem of those names (``unmask`` for ``maskmtl train-unmask``).
+        command: The command that resumes a run, for the message when ``name`` exists.
 
     Returns:
         The new, empty run folder.
@@ -42,14 +45,14 @@ def new_run_dir(project: str | Path, name: str | None) -> Path:
         if path.exists():
             raise InputError(
                 f"Run folder '{path}' already exists. Continue it with "
-                f"`maskmtl train --resume {path}`, or pick another --name."
+                f"`{command} --resume {path}`, or pick another --name."
             )
         path.mkdir(parents=True)
         return path
     project.mkdir(parents=True, exist_ok=True)
     index = 1
     while True:
-        path = project / (DEFAULT_RUN_NAME if index == 1 else f"{DEFAULT_RUN_NAME}{index}")
+        path = project / (default_name if index == 1 else f"{default_name}{index}")
         try:
             path.mkdir()
             return path

@@ -13,6 +13,13 @@ COLUMNS = (("masked", "masked (no reconstruction)"), ("mask found", "own_mask"),
 _HEADER = 22
 
 
+def overlay_mask(face: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of an RGB uint8 face with the pixels of a (H, W) bool mask tinted red."""
+    shown = face.copy()
+    shown[mask] = (0.45 * shown[mask] + 0.55 * np.array([230, 40, 40])).astype(np.uint8)
+    return shown
+
+
 def grid_image(versions: dict[str, np.ndarray], pick: np.ndarray, scale: int = 2,
                gap: int = 4) -> np.ndarray:
     """The grid as an RGB uint8 image for the faces at ``pick``."""
@@ -31,10 +38,8 @@ def grid_image(versions: dict[str, np.ndarray], pick: np.ndarray, scale: int = 2
         y = _HEADER + row * (size + gap)
         for column, (_, key) in enumerate(columns):
             if key == "own_mask":
-                face = versions["masked (no reconstruction)"][index].copy()
-                shown = versions[key][index, :, :, 0]
-                face[shown] = (0.45 * face[shown] + 0.55 * np.array([230, 40, 40])).astype(
-                    np.uint8)
+                face = overlay_mask(versions["masked (no reconstruction)"][index],
+                                    versions[key][index, :, :, 0])
             else:
                 face = versions[key][index]
             x = gap + column * (size + gap)

@@ -48,7 +48,7 @@ def run_unmask(config: UnmaskConfig, progress: Callable[[int, int], None] | None
         config: The run's options.
         progress: Called with (photos done, photos in all) after each photo.
     """
-    from maskmtl_cli.faces.detection import check_detector_name, get_detector
+    from maskmtl_cli.faces.detection import check_detector_name
     from maskmtl_cli.io import write_json
     from maskmtl_cli.data.files import mask_run_extras
     from maskmtl_cli.prediction.inputs import collect_images
@@ -78,10 +78,8 @@ def run_unmask(config: UnmaskConfig, progress: Callable[[int, int], None] | None
                              "Pass another folder.")
     model_path = resolve_unmask_model(config.model)
     model = UnmaskModel(model_path)
-    detector = None
     if not config.aligned:
         check_detector_name(config.detector)
-        detector = get_detector(config.detector)
     result = UnmaskResult(out_dir=out_dir, model=model_path)
     result.photos.extend({"file": str(video.relative), "output": None,
                           "status": "skipped (a video)"} for video in videos)
@@ -95,8 +93,7 @@ def run_unmask(config: UnmaskConfig, progress: Callable[[int, int], None] | None
                 result.photos.append(previous.get(name) or {"file": name, "output": str(target),
                                                             "status": "kept (output exists)"})
             else:
-                result.photos.append(_unmask_file(item.path, name, target, model, detector,
-                                                  config))
+                result.photos.append(_unmask_file(item.path, name, target, model, config))
             if progress:
                 progress(done, len(images))
     finally:
@@ -107,11 +104,10 @@ def run_unmask(config: UnmaskConfig, progress: Callable[[int, int], None] | None
     return result
 
 
-def _unmask_file(path: Path, name: str, target: Path, model, detector,
-                 config: UnmaskConfig) -> dict:
+def _unmask_file(path: Path, name: str, target: Path, model, config: UnmaskConfig) -> dict:
     """Unmask one photo file into ``target``; its record."""
     from maskmtl_cli.io import atomic_path
-    from maskmtl_cli.prediction.crops import select_faces
+    from maskmtl_cli.prediction.crops import face_crops
     from maskmtl_cli.prediction.inputs import read_image
     from maskmtl_cli.prediction.render import save_image
     from maskmtl_cli.unmasking.reconstruct import crop_strip, side_by_side, unmask_photo
@@ -120,11 +116,9 @@ def _unmask_file(path: Path, name: str, target: Path, model, detector,
         photo = read_image(path)
     except DataError as error:
         return {"file": name, "output": None, "status": "unreadable", "reason": str(error)}
-    faces = [] if config.aligned else select_faces(detector.detect(photo, config.min_face),
-                                                   config.faces)
-    output, results = photo, []
-    if config.aligned or faces:
-        output, results = unmask_photo(photo, model, faces, file=name, aligned=config.aligned)
+    pairs = face_crops(photo, None if config.aligned else config.detector, config.faces,
+                       config.min_face)
+    output, results = unmask_photo(photo, model, pairs, file=name)
     statuses = {face.record.status for face in results}
     status = UNMASKED if UNMASKED in statuses else NO_MASK if results else "no face"
     if config.crops:

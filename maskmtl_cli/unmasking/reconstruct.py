@@ -15,7 +15,12 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from maskmtl_cli.faces.alignment import CROP_SIZE, alignment_matrix, to_model_input
+from maskmtl_cli.faces.alignment import (
+    CROP_SIZE,
+    alignment_matrix,
+    crop_bounds,
+    to_model_input,
+)
 from maskmtl_cli.faces.detection import Face
 
 #: A face whose estimated mask covers less of its aligned crop than this has no mask.
@@ -56,61 +61,52 @@ class FaceResult:
     after: np.ndarray  # model-size reconstruction, uint8
 
 
-def unmask_photo(image: np.ndarray, model, faces: list[Face], file: str = "",
-                 aligned: bool = False) -> tuple[np.ndarray, list[FaceResult]]:
+def unmask_photo(image: np.ndarray, model, pairs: list[tuple[Face, np.ndarray]],
+                 file: str = "") -> tuple[np.ndarray, list[FaceResult]]:
     """Unmask the given faces of one photo.
 
     Args:
         image: RGB uint8 (H, W, 3).
         model: An ``UnmaskModel``.
-        faces: The faces to unmask (from a detector); with ``aligned``, ignored: the photo's
-            centred square is the face.
+        pairs: ``(face, crop)`` pairs from ``prediction.crops.face_crops`` (detected and
+            aligned faces, or the photo's centred square for an aligned crop).
         file: Name to put in the records.
-        aligned: The photo is an aligned face crop.
 
     Returns:
         The photo with every masked face reconstructed (a new array), and one result per face.
     """
-    from maskmtl_cli.faces.alignment import align_face, square_crop
-
-    size = model.image_size
-    if aligned:
-        crop = square_crop(image)
-        height, width = image.shape[:2]
-        side = crop.shape[0]
-        left, top = (width - side) // 2, (height - side) // 2
-        scale = side / CROP_SIZE
-        # crop = (photo - (left, top)) / scale
-        matrices = [np.array([[1 / scale, 0, -left / scale], [0, 1 / scale, -top / scale]])]
-        boxes, scores = [(left, top, side, side)], [None]
-        crops = [_resize(crop, CROP_SIZE)]
-    else:
-        matrices = [alignment_matrix(face, CROP_SIZE) for face in faces]
-        boxes = [tuple(int(v) for v in face.box) for face in faces]
-        scores = [face.score for face in faces]
-        crops = [align_face(image, face) for face in faces]
-    if not crops:
-        return image.copy(), []
-    inputs = np.stack([to_model_input(crop, size, "rgb") for crop in crops])
-    outputs = model.run(inputs)
     result = image.copy()
+    if not pairs:
+        return result, []
+    inputs = np.stack([to_model_input(crop, model.image_size, "rgb") for _, crop in pairs])
+    outputs = model.run(inputs)
     done = []
-    for index, matrix in enumerate(matrices):
+    for index, (face, _) in enumerate(pairs):
         used = outputs["used_mask"][index, :, :, 0] >= 0.5
         fraction = float(used.mean())
         probability = outputs["mask_probability"][index, :, :, 0]
         has_mask = fraction >= MIN_MASK_FRACTION
         painted = np.clip(np.rint(outputs["face"][index]), 0, 255).astype(np.uint8)
         record = UnmaskedFace(
-            file=file, face=index, box=boxes[index],
-            score=None if scores[index] is None else round(float(scores[index]), 4),
+            file=file, face=index, box=tuple(int(v) for v in face.box),
+            score=None if face.score is None else round(float(face.score), 4),
             status=UNMASKED if has_mask else NO_MASK, mask_fraction=round(fraction, 4),
             mask_confidence=round(float(probability[used].mean()) if used.any() else 0.0, 4))
         if has_mask:
-            result = blend_into(result, painted, used, matrix)
+            result = blend_into(result, painted, used, _crop_matrix(face))
         done.append(FaceResult(record=record, before=inputs[index], mask=used,
                                after=painted if has_mask else inputs[index]))
     return result, done
+
+
+def _crop_matrix(face: Face) -> np.ndarray:
+    """Photo -> 200x200 crop: the alignment of a detected face; for an aligned crop (no
+    keypoints) the scaling of its square box."""
+    if face.keypoints:
+        return alignment_matrix(face, CROP_SIZE)
+    left, top, side, _ = face.box
+    scale = CROP_SIZE / side
+    return np.array([[scale, 0.0, -left * scale], [0.0, scale, -top * scale]])
 
 
 def blend_into(photo: np.ndarray, painted: np.ndarray, used: np.ndarray,
@@ -131,16 +127,7 @@ def blend_into(photo: np.ndarray, painted: np.ndarray, used: np.ndarray,
     distance = cv2.distanceTransform((hole == 0).astype(np.uint8), cv2.DIST_L2, 3)
     weight = np.clip(1.0 - distance / BLEND_FEATHER, 0.0, 1.0).astype(np.float32)
     layer = painted_200
-    height, width = photo.shape[:2]
-    inverse = cv2.invertAffineTransform(matrix)
-    corners = np.array([[0, 0, 1], [CROP_SIZE, 0, 1], [0, CROP_SIZE, 1],
-                        [CROP_SIZE, CROP_SIZE, 1]], dtype=np.float64) @ inverse.T
-    x0 = int(np.clip(np.floor(corners[:, 0].min()) - 1, 0, width))
-    y0 = int(np.clip(np.floor(corners[:, 1].min()) - 1, 0, height))
-    x1 = int(np.clip(np.ceil(corners[:, 0].max()) + 1, 0, width))
-    y1 = int(np.clip(np.ceil(corners[:, 1].max()) + 1, 0, height))
-    if x1 <= x0 or y1 <= y0:
-        return photo.copy()
+    x0, y0, x1, y1 = crop_bounds(matrix, photo.shape[1], photo.shape[0])
     shifted = matrix.copy()
     shifted[:, 2] = matrix @ np.array([x0, y0, 1.0])  # region pixel -> crop pixel
     region_size = (x1 - x0, y1 - y0)
@@ -170,21 +157,12 @@ def crop_strip(result: FaceResult, scale: int = 3) -> np.ndarray:
     """One face's aligned crop, the mask the model used (red) and the reconstruction, enlarged."""
     import cv2
 
+    from maskmtl_cli.unmasking.grid import overlay_mask
+
     size = result.before.shape[0] * scale
-    shown = result.before.copy()
-    shown[result.mask] = (0.5 * shown[result.mask] + 0.5 * np.array([230, 40, 40])).astype(
-        np.uint8)
+    shown = overlay_mask(result.before, result.mask)
     parts = [cv2.resize(part, (size, size), interpolation=cv2.INTER_NEAREST)
              for part in (result.before, shown, result.after)]
     gap = np.full((size, 4, 3), 255, dtype=np.uint8)
     return np.concatenate([parts[0], gap, parts[1], gap, parts[2]], axis=1)
 
-
-def _resize(crop: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    if crop.shape[0] == size:
-        return crop
-    shrinking = crop.shape[0] > size
-    return cv2.resize(crop, (size, size),
-                      interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

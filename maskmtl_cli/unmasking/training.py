@@ -263,7 +263,8 @@ def _start_or_resume(cfg: UnmaskTrainConfig, run_dir: Path | None, steps: int):
     graph = build_training_graph(cfg)
     _compile(graph, cfg, steps)
     if run_dir is None:
-        run_dir = new_run_dir(cfg.project, cfg.name or _free_name(cfg.project))
+        run_dir = new_run_dir(cfg.project, cfg.name, DEFAULT_RUN_NAME,
+                              "maskmtl train-unmask")
         write_text_atomic(run_dir / CONFIG_FILE, cfg.to_json())
         return graph, {"epoch": 0, "best_epoch": None, "best_val": None}, run_dir
     state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
@@ -310,14 +311,6 @@ def resume_config(run_dir: Path) -> UnmaskTrainConfig:
         raise InputError(f"Cannot resume '{run_dir}': it has no {', '.join(missing)} (not an "
                          "unmasking run, or no epoch finished). Start a new run instead.")
     return UnmaskTrainConfig.from_json((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-
-
-def _free_name(project: Path) -> str:
-    index = 1
-    while (Path(project) / (DEFAULT_RUN_NAME if index == 1
-                            else f"{DEFAULT_RUN_NAME}{index}")).exists():
-        index += 1
-    return DEFAULT_RUN_NAME if index == 1 else f"{DEFAULT_RUN_NAME}{index}"
 
 
 def _first(triples, count: int):
