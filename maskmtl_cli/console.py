@@ -31,3 +31,33 @@ def make_progress(*extra_columns, console: Console | None = None) -> Progress:
         console=console or err_console,
         transient=False,
     )
+
+
+class CountProgress:
+    """Context manager: a bar on stderr with rate and ETA, fed by ``(done, total)`` calls (the
+    progress callback of batch jobs such as ``mask`` and ``unmask``).
+
+    Args:
+        description: The bar's label ("masking", "unmasking").
+    """
+
+    def __init__(self, description: str):
+        self.description = description
+
+    def __enter__(self):
+        self._bar = make_progress(TextColumn("{task.fields[rate]}"))
+        self._task = None
+        self._bar.__enter__()
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if total == 0:
+            return
+        if self._task is None:
+            self._task = self._bar.add_task(self.description, total=total, rate="")
+        speed = self._bar.tasks[self._task].speed
+        rate = f"{speed:.1f} img/s" if speed else ""
+        self._bar.update(self._task, completed=done, rate=rate)
+
+    def __exit__(self, *exc_info):
+        return self._bar.__exit__(*exc_info)

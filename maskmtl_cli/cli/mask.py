@@ -136,41 +136,17 @@ def mask_command(
         workers=workers, limit=limit, preview=preview, jpeg_quality=jpeg_quality,
         ray_address=ray,
     )
+    from maskmtl_cli.console import CountProgress
+
     summaries = []
     for version in variant_configs(config, variants):  # one bar per masked version
-        with _ProgressBar() as progress:
+        with CountProgress("masking") as progress:
             summaries.append(run_mask(version, progress=progress))
     for summary in summaries:
         _render_summary(summary)
     if as_json:
         records = [summary.to_dict() for summary in summaries]
         typer.echo(json.dumps(records[0] if variants == 1 else {"variants": records}, indent=2))
-
-
-class _ProgressBar:
-    """Context manager: a rich bar on stderr with rate and ETA, fed by ``(done, total)`` calls."""
-
-    def __enter__(self):
-        from rich.progress import TextColumn
-
-        from maskmtl_cli.console import make_progress
-
-        self._bar = make_progress(TextColumn("{task.fields[rate]}"))
-        self._task = None
-        self._bar.__enter__()
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if total == 0:
-            return
-        if self._task is None:
-            self._task = self._bar.add_task("masking", total=total, rate="")
-        speed = self._bar.tasks[self._task].speed
-        rate = f"{speed:.1f} img/s" if speed else ""
-        self._bar.update(self._task, completed=done, rate=rate)
-
-    def __exit__(self, *exc_info):
-        return self._bar.__exit__(*exc_info)
 
 
 def _render_summary(summary) -> None:

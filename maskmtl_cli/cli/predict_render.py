@@ -138,7 +138,7 @@ def print_result(result: PredictResult, output_format: str = "table") -> None:
     from rich.markup import escape
 
     from maskmtl_cli.cli.predict_video_render import print_video_notes, video_summary
-    from maskmtl_cli.console import err_console, out_console
+    from maskmtl_cli.console import err_console
 
     for _, reason in result.unreadable:
         err_console.print(f"[yellow]Skipped unreadable file:[/] {escape(reason)}",

@@ -60,6 +60,7 @@ def unmask_command(
     """
     import json
 
+    from maskmtl_cli.console import CountProgress
     from maskmtl_cli.errors import InputError
     from maskmtl_cli.unmasking.pipeline import run_unmask
 
@@ -69,7 +70,7 @@ def unmask_command(
     config = UnmaskConfig(inputs=tuple(paths[:-1]), out_dir=paths[-1], model=model,
                           detector=detector, min_face=min_face, faces=faces, aligned=aligned,
                           side_by_side=side_by_side, crops=crops, overwrite=overwrite)
-    with _Progress() as progress:
+    with CountProgress("unmasking") as progress:
         result = run_unmask(config, progress)
     if json_output:
         print(json.dumps({"model": str(result.model), "photos": result.photos}, indent=2))
@@ -153,26 +154,6 @@ def train_unmask_command(
     summary = result.summary
     print(f"Trained {summary['epochs']} epochs (best: epoch {summary['best_epoch']}) on "
           f"{summary['train_faces']} faces: {result.run_dir / 'unmask.onnx'}")
-
-
-class _Progress:
-    """A progress bar on stderr for `unmask`."""
-
-    def __enter__(self):
-        from maskmtl_cli.console import make_progress
-
-        self._bar = make_progress()
-        self._task = None
-        self._bar.__enter__()
-        return self
-
-    def __call__(self, done: int, total: int) -> None:
-        if self._task is None:
-            self._task = self._bar.add_task("unmasking", total=total)
-        self._bar.update(self._task, completed=done)
-
-    def __exit__(self, *exc):
-        return self._bar.__exit__(*exc)
 
 
 def _print_unmask(result) -> None:
