@@ -69,19 +69,24 @@ class UnmaskTrainConfig:
         if self.width <= 0:
             raise InputError(f"--width must be positive; got {self.width}.")
 
-    def to_json(self) -> str:
-        data = {key: str(value) if isinstance(value, Path) else value
+    def to_dict(self) -> dict:
+        """JSON-ready settings (paths as text), as saved in the run's ``config.json``."""
+        return {key: str(value) if isinstance(value, Path) else value
                 for key, value in dataclasses.asdict(self).items()}
-        return json.dumps(data, indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> UnmaskTrainConfig:
-        data = json.loads(text)
-        known = {f.name for f in dataclasses.fields(cls)}
-        data = {key: value for key, value in data.items() if key in known}
-        for key in ("manifest", "project"):
-            data[key] = Path(data[key])
-        return cls(**data)
+    def load(cls, path: Path) -> UnmaskTrainConfig:
+        """Read a run's ``config.json``; InputError naming the file if it is unusable."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            known = {field.name for field in dataclasses.fields(cls)}
+            data = {key: value for key, value in data.items() if key in known}
+            for key in ("manifest", "project"):
+                data[key] = Path(data[key])
+            return cls(**data)
+        except (OSError, ValueError, TypeError, KeyError) as error:
+            raise InputError(f"Cannot read the run config '{path}': {error}. The run folder may "
+                             "be damaged; start a new run instead of resuming it.") from None
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from maskmtl_cli.errors import InputError, TrainingError
-from maskmtl_cli.io import write_json, write_text_atomic
+from maskmtl_cli.io import write_json
+from maskmtl_cli.runs import CONFIG_FILE, HISTORY_FILE, STATE_FILE, SUMMARY_FILE
 from maskmtl_cli.unmasking.config import (
     UNMASK_KERAS,
     UNMASK_LAST,
@@ -39,7 +40,6 @@ from maskmtl_cli.unmasking.config import (
 #: (and, with a perceptual weight, the perceptual distance per face).
 PAINTED, PERCEPTUAL = "painted", "perceptual"
 
-CONFIG_FILE, STATE_FILE, HISTORY_FILE = "config.json", "state.json", "history.csv"
 DEFAULT_RUN_NAME = "unmask"
 
 
@@ -250,24 +250,22 @@ def train_unmask(cfg: UnmaskTrainConfig, run_dir: Path | None = None,
                "train_faces": len(train), "val_faces": len(val),
                "seconds": round(time.perf_counter() - started, 1),
                "onnx_parity": differences}
-    write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / SUMMARY_FILE, summary)
     return UnmaskTrainResult(run_dir=run_dir, summary=summary)
 
 
 def _start_or_resume(cfg: UnmaskTrainConfig, run_dir: Path | None, steps: int):
     """The compiled training graph, the run's state and its folder (new, or resumed)."""
-    import json
-
-    from maskmtl_cli.training.run_folder import new_run_dir
+    from maskmtl_cli.training.run_folder import new_run_dir, read_state
 
     graph = build_training_graph(cfg)
     _compile(graph, cfg, steps)
     if run_dir is None:
         run_dir = new_run_dir(cfg.project, cfg.name, DEFAULT_RUN_NAME,
                               "maskmtl train-unmask")
-        write_text_atomic(run_dir / CONFIG_FILE, cfg.to_json())
+        write_json(run_dir / CONFIG_FILE, cfg.to_dict())
         return graph, {"epoch": 0, "best_epoch": None, "best_val": None}, run_dir
-    state = json.loads((run_dir / STATE_FILE).read_text(encoding="utf-8"))
+    state = read_state(run_dir)
     graph.optimizer.build(graph.trainable_variables)  # so that its state loads too
     graph.load_weights(run_dir / UNMASK_LAST)
     return graph, state, run_dir
@@ -310,7 +308,7 @@ def resume_config(run_dir: Path) -> UnmaskTrainConfig:
     if missing:
         raise InputError(f"Cannot resume '{run_dir}': it has no {', '.join(missing)} (not an "
                          "unmasking run, or no epoch finished). Start a new run instead.")
-    return UnmaskTrainConfig.from_json((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+    return UnmaskTrainConfig.load(run_dir / CONFIG_FILE)
 
 
 def _first(triples, count: int):
