@@ -88,32 +88,25 @@ def mask_agreement(own: np.ndarray, exact: np.ndarray) -> dict[str, float]:
 
 
 def attribute_table(model, versions: dict[str, np.ndarray], rows) -> dict[str, dict]:
-    """Gender and ethnicity accuracy and age MAE of ``model`` on each version of the faces."""
+    """The headline metrics of ``model`` (as `maskmtl eval` scores them: gender and ethnicity
+    accuracy, age MAE, ...) on each version of the faces."""
+    from maskmtl_cli.data.dataset import split_arrays
+    from maskmtl_cli.evaluation.config import MetricOptions
+    from maskmtl_cli.evaluation.metrics import evaluate_predictions
     from maskmtl_cli.faces.alignment import to_model_input
     from maskmtl_cli.inference import input_spec, predict_arrays
+    from maskmtl_cli.model_schema import task_specs
 
     size, color_mode = input_spec(model)
-    age = rows["age"].to_numpy(dtype="float64", na_value=np.nan)
-    gender = rows["gender"].astype("float64").to_numpy()
-    race = rows["race"].astype("float64").to_numpy()
+    known = split_arrays(np.zeros(len(rows)), rows, [])
+    labels = {"age": known.age, "gender": known.gender, "race": known.race}
     table = {}
     for name in ATTRIBUTE_VERSIONS:
         inputs = np.stack([to_model_input(face, size, color_mode) for face in versions[name]])
         outputs = predict_arrays(model, inputs, batch_size=256)
-        entry = {"faces": len(inputs)}
-        if "gender" in outputs:
-            known = np.isfinite(gender)
-            entry["gender_accuracy"] = float(np.mean(
-                (np.asarray(outputs["gender"]) >= 0.5)[known] == (gender[known] == 1)))
-        if "race" in outputs:
-            known = np.isfinite(race)
-            entry["race_accuracy"] = float(np.mean(
-                np.argmax(outputs["race"], axis=1)[known] == race[known]))
-        if "age" in outputs:
-            known = np.isfinite(age)
-            entry["age_mae"] = float(np.mean(np.abs(np.asarray(outputs["age"])[known]
-                                                    - age[known])))
-        table[name] = entry
+        scored = evaluate_predictions(labels, outputs, MetricOptions(bootstrap=0),
+                                      specs=task_specs(model))
+        table[name] = {"faces": len(inputs), **scored.headline()}
     return table
 
 
