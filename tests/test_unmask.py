@@ -27,14 +27,11 @@ def invoke(*args):
 
 
 def astronaut_crop(astronaut_path: Path) -> np.ndarray:
-    """The astronaut's face aligned like UTKFace's crops (200x200 RGB)."""
-    from maskmtl_cli.faces.alignment import align_face
-    from maskmtl_cli.faces.detection import get_detector
+    """The astronaut's face aligned like UTKFace's crops (200x200 RGB), as predict aligns it."""
+    from maskmtl_cli.prediction.crops import face_crops
     from maskmtl_cli.prediction.inputs import read_image
 
-    photo = read_image(astronaut_path)
-    face = max(get_detector("retinaface").detect(photo, 20), key=lambda found: found.area)
-    return align_face(photo, face)
+    return face_crops(read_image(astronaut_path), "retinaface", "largest")[0][1]
 
 
 def write_faces(folder: Path, crop: np.ndarray, count: int = 32, size: int = 64) -> Path:

@@ -52,6 +52,7 @@ def main() -> None:
 
     from maskmtl_cli.faces.alignment import align_face, alignment_matrix, to_model_input
     from maskmtl_cli.faces.detection import get_detector
+    from maskmtl_cli.prediction.crops import select_faces
     from maskmtl_cli.prediction.inputs import read_image
     from maskmtl_cli.unmasking.grid import overlay_mask
     from maskmtl_cli.unmasking.metrics import telea
@@ -64,7 +65,7 @@ def main() -> None:
     model = UnmaskModel(resolve_unmask_model(args.model))
     size, scale = model.image_size, 3
     bare = read_image(ASTRONAUT)
-    face = max(get_detector("retinaface").detect(bare, 20), key=lambda found: found.area)
+    face = select_faces(get_detector("retinaface").detect(bare, 20), "largest")[0]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for template, (masked_path, mask_path) in masked_versions(Path(folder)).items():
