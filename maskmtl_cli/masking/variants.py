@@ -41,12 +41,3 @@ def variant_configs(config: MaskConfig, variants: int) -> list[MaskConfig]:
                             variant=variant, preview=0)
         for variant in range(1, variants)
     ]
-
-
-def run_mask_variants(config: MaskConfig, variants: int, progress=None) -> list:
-    """Mask every photo ``variants`` times (see the module docstring): one ``MaskSummary`` per
-    version, version 0 first. Raises what ``variant_configs`` and ``run_mask`` raise."""
-    from maskmtl_cli.masking.batch import run_mask
-
-    return [run_mask(version, progress=progress)
-            for version in variant_configs(config, variants)]
